@@ -1,0 +1,1 @@
+"""The approval service (see ARCHITECTURE.md, section 2)."""

@@ -1,0 +1,1 @@
+"""The classifier service (see ARCHITECTURE.md, section 2)."""

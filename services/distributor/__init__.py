@@ -1,0 +1,1 @@
+"""The distributor service (see ARCHITECTURE.md, section 2)."""

@@ -1,0 +1,1 @@
+"""The ingest service (see ARCHITECTURE.md, section 2)."""

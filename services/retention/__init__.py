@@ -1,0 +1,1 @@
+"""The retention service (see ARCHITECTURE.md, section 2)."""
