@@ -1,0 +1,221 @@
+"""A private PostgreSQL cluster for the local stack, from Debian's packages.
+
+The cluster lives under ``.local/postgres``. ``initdb`` and the server refuse to run as root,
+so when we are root they run as the ``postgres`` system user (created by Debian's package).
+The cluster listens on loopback only, with password (SCRAM) authentication for the
+``dagmonitor`` role that owns the ``dagmonitor`` database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagmonitor.errors import PlatformError
+from dagmonitor.platform import process
+
+USER = "dagmonitor"
+PASSWORD = "dagmonitor"  # local development cluster only, bound to 127.0.0.1
+DATABASE = "dagmonitor"
+
+
+@dataclass(frozen=True)
+class PostgresLayout:
+    """Where the private cluster keeps its data, socket and log."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "postgres.log"
+
+
+def bin_dir() -> Path:
+    """The newest installed PostgreSQL server's ``bin`` folder."""
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    if candidates:
+        return candidates[-1].parent
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    raise PlatformError(
+        "PostgreSQL server binaries not found; install Debian's 'postgresql' package "
+        "(scripts/bootstrap.sh does this when run as root)"
+    )
+
+
+def _as_server_user(argv: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return argv
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise PlatformError(
+            "running as root but there is no 'postgres' user to run the server"
+        ) from None
+    return ["runuser", "-u", "postgres", "--", *argv]
+
+
+def _chown_to_server_user(path: Path) -> None:
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam("postgres")
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _run(argv: list[str], what: str) -> None:
+    result = subprocess.run(_as_server_user(argv), capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise PlatformError(f"{what} failed:\n" + (result.stdout + result.stderr)[-3000:])
+
+
+def init_cluster(layout: PostgresLayout) -> bool:
+    """Create the cluster once; returns True when it was created now."""
+    if (layout.data / "PG_VERSION").is_file():
+        return False
+    for folder in (layout.root, layout.data, layout.socket_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        _chown_to_server_user(folder)
+    layout.data.chmod(0o700)
+    pwfile = layout.root / ".pwfile"
+    pwfile.write_text(PASSWORD + "\n")
+    _chown_to_server_user(pwfile)
+    try:
+        _run(
+            [
+                str(bin_dir() / "initdb"),
+                "-D",
+                str(layout.data),
+                "-U",
+                USER,
+                f"--pwfile={pwfile}",
+                "--auth-host=scram-sha-256",
+                "--auth-local=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            "initdb",
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+    return True
+
+
+def dsn(port: int) -> str:
+    return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{port}/{DATABASE}"
+
+
+async def _connect_ok(url: str) -> bool:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(url, timeout=3)
+    except Exception:
+        # Not accepting connections yet (or wrong credentials): the caller retries or reports.
+        return False
+    try:
+        return await conn.fetchval("SELECT 1") == 1
+    finally:
+        await conn.close()
+
+
+def server_ready(url: str) -> bool:
+    """Whether ``url`` accepts a login and answers ``SELECT 1``."""
+    return asyncio.run(_connect_ok(url))
+
+
+async def _ensure_database(port: int) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn(port).rsplit("/", 1)[0] + "/postgres", timeout=5)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{DATABASE}" OWNER "{USER}"')
+    finally:
+        await conn.close()
+
+
+def _pid_from_postmaster(layout: PostgresLayout) -> int | None:
+    pid_file = layout.data / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if process.pid_alive(pid) else None
+
+
+def running_port(layout: PostgresLayout) -> int | None:
+    """The port of our cluster if its postmaster runs, read from ``postmaster.pid``."""
+    if _pid_from_postmaster(layout) is None:
+        return None
+    try:
+        return int((layout.data / "postmaster.pid").read_text().splitlines()[3])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass(frozen=True)
+class StartedPostgres:
+    url: str
+    port: int
+    seconds_to_ready: float
+    created: bool
+
+
+def start(layout: PostgresLayout, *, port: int, timeout: float = 60.0) -> StartedPostgres:
+    """Start the private cluster on ``port`` (creating it first) and wait for a real login."""
+    began = time.monotonic()
+    created = init_cluster(layout)
+    options = f"-p {port} -k {layout.socket_dir} -c listen_addresses=127.0.0.1"
+    _run(
+        [
+            str(bin_dir() / "pg_ctl"),
+            "-D",
+            str(layout.data),
+            "-l",
+            str(layout.log_file),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "start",
+        ],
+        "pg_ctl start",
+    )
+    url = dsn(port)
+    process.wait_until(
+        lambda: server_ready(dsn(port).rsplit("/", 1)[0] + "/postgres"),
+        what="PostgreSQL",
+        timeout=timeout,
+        log_file=layout.log_file,
+    )
+    asyncio.run(_ensure_database(port))
+    return StartedPostgres(url, port, time.monotonic() - began, created)
+
+
+def stop(layout: PostgresLayout) -> None:
+    """Stop the private cluster (fast shutdown: active sessions are disconnected)."""
+    if _pid_from_postmaster(layout) is None:
+        return
+    _run(
+        [str(bin_dir() / "pg_ctl"), "-D", str(layout.data), "-m", "fast", "-w", "stop"],
+        "pg_ctl stop",
+    )

@@ -1,0 +1,96 @@
+"""The settings base every service's ``config.py`` builds on.
+
+Configuration comes from environment variables starting with ``DAGMONITOR_`` (ARCHITECTURE.md,
+section 9). After ``dagmonitor up`` the local stack writes where its servers listen into
+``.local/stack.env``; that file is read as a fallback, so a real environment variable always
+wins. Nothing outside a settings object reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def local_dir() -> Path:
+    """The git-ignored folder that holds the local stack's data, logs, jars and mail."""
+    return Path(os.environ.get("DAGMONITOR_LOCAL_DIR", REPO_ROOT / ".local")).resolve()
+
+
+def stack_env_file() -> Path:
+    """Where ``dagmonitor up`` writes the endpoints of the servers it runs or reuses."""
+    return local_dir() / "stack.env"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class DagmonitorSettings(BaseSettings):
+    """What every service and command needs; each service subclasses it with its own fields."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DAGMONITOR_",
+        env_file=None,
+        extra="ignore",
+        frozen=True,
+    )
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
+    )
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql://dagmonitor:dagmonitor@127.0.0.1:5432/dagmonitor"),
+        description="PostgreSQL DSN; a secret because it carries the password.",
+    )
+    smtp_url: SecretStr = Field(
+        default=SecretStr("smtp://127.0.0.1:2525"),
+        description="smtp:// (STARTTLS) or smtps:// URL with optional user:password.",
+    )
+    topic_prefix: str = Field(
+        default="",
+        description="Prefixes every topic and consumer group, so covenants can share a cluster.",
+    )
+    municipality_code: str = Field(
+        default="GM0344", description="CBS code of the covenant's municipality."
+    )
+    team_districts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="District codes where the enforcement team operates (comma-separated).",
+    )
+    log_level: str = "INFO"
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces endpoint; tracing export is off when unset."
+    )
+
+    @classmethod
+    def load(cls, **overrides: object) -> DagmonitorSettings:
+        """Read the environment, falling back to ``.local/stack.env`` written by ``up``."""
+        env_file = stack_env_file()
+        return cls(_env_file=env_file if env_file.is_file() else None, **overrides)  # type: ignore[call-arg]
+
+    @field_validator("team_districts", mode="before")
+    @classmethod
+    def _split_team_districts(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The bootstrap list as aiokafka takes it."""
+        return [part.strip() for part in self.kafka_bootstrap.split(",") if part.strip()]
+
+    def topic(self, name: str) -> str:
+        """The physical name of a contract topic under this deployment's prefix."""
+        return f"{self.topic_prefix}{name}"
+
+    def group(self, service: str) -> str:
+        """The consumer group id of a service under this deployment's prefix."""
+        return f"{self.topic_prefix}dagmonitor-{service}"

@@ -1,0 +1,150 @@
+"""The topic table (ARCHITECTURE.md, section 3): the one place that names every topic.
+
+Topic creation (``dagmonitor topics apply``), the Kubernetes ``KafkaTopic`` resources, the
+ACLs and the tests all derive from ``TOPICS``. A topic's key is a UTF-8 string; its value is
+the Avro single-object encoding of ``schema`` (see ``dagmonitor.codec``), ``None`` being a
+tombstone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+class Cleanup(StrEnum):
+    """Kafka ``cleanup.policy`` values the table uses."""
+
+    DELETE = "delete"
+    COMPACT_DELETE = "compact,delete"
+
+
+# Compaction settings for the compacted output topics. The retention sweep writes tombstones
+# 365 days after provision; these keep the tombstoned value from lingering on disk:
+# a segment rolls at least daily (segment.ms), a dirty key is compacted within a day at most
+# (max.compaction.lag.ms), the cleaner starts early (min.cleanable.dirty.ratio), and the
+# tombstone itself is dropped a day after compaction (delete.retention.ms).
+_COMPACTION = MappingProxyType(
+    {
+        "segment.ms": str(DAY_MS),
+        "max.compaction.lag.ms": str(DAY_MS),
+        "min.cleanable.dirty.ratio": "0.1",
+        "delete.retention.ms": str(DAY_MS),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One row of the topic table.
+
+    ``name`` is the contract name; the physical name adds the deployment's topic prefix.
+    ``key`` says what the record key is, ``schema`` the full Avro name of the value.
+    """
+
+    name: str
+    key: str
+    schema: str
+    partitions: int
+    cleanup: Cleanup
+    retention_days: int
+    extra_config: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def retention_ms(self) -> int:
+        return self.retention_days * DAY_MS
+
+    @property
+    def compacted(self) -> bool:
+        return self.cleanup is Cleanup.COMPACT_DELETE
+
+    def configs(self) -> dict[str, str]:
+        """The topic-level Kafka configs this row prescribes."""
+        configs = {
+            "cleanup.policy": self.cleanup.value,
+            "retention.ms": str(self.retention_ms),
+        }
+        if self.compacted:
+            configs.update(_COMPACTION)
+        configs.update(self.extra_config)
+        return configs
+
+    def physical_name(self, prefix: str = "") -> str:
+        return f"{prefix}{self.name}"
+
+
+_BVH = "nl.politie.bvh"
+_OUT = "nl.dagmonitor"
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    # Police-facing input: the police systems publish here (BVH = Basisvoorziening Handhaving).
+    TopicSpec(
+        "bvh.incidents", "registration_number", f"{_BVH}.IncidentEvent", 6, Cleanup.DELETE, 7
+    ),
+    TopicSpec("bvh.persons", "notice_id", f"{_BVH}.PersonNotice", 3, Cleanup.DELETE, 7),
+    # Validated and de-duplicated by ingest.
+    TopicSpec(
+        "ingest.incidents", "registration_number", f"{_BVH}.IncidentEvent", 6, Cleanup.DELETE, 7
+    ),
+    TopicSpec("ingest.persons", "notice_id", f"{_BVH}.PersonNotice", 3, Cleanup.DELETE, 7),
+    TopicSpec("pipeline.deadletter", "source key", f"{_OUT}.DeadLetter", 3, Cleanup.DELETE, 7),
+    # What the covenant lets the municipality receive; kept at most 365 days (tombstones),
+    # the 366-day time retention is only a safety net.
+    TopicSpec(
+        "dagmonitor.entries",
+        "registration_number",
+        f"{_OUT}.DagmonitorEntry",
+        6,
+        Cleanup.COMPACT_DELETE,
+        366,
+    ),
+    TopicSpec(
+        "vehicles.signals",
+        'registration_number + ":" + plate',
+        f"{_OUT}.VehicleSignal",
+        3,
+        Cleanup.COMPACT_DELETE,
+        366,
+    ),
+    TopicSpec(
+        "approval.requests", "request_id", f"{_OUT}.ApprovalRequest", 3, Cleanup.COMPACT_DELETE, 366
+    ),
+    TopicSpec(
+        "approval.decisions", "request_id", f"{_OUT}.ApprovalDecision", 3, Cleanup.DELETE, 366
+    ),
+    TopicSpec(
+        "persons.approved", "request_id", f"{_OUT}.ApprovedPerson", 3, Cleanup.COMPACT_DELETE, 366
+    ),
+    TopicSpec(
+        "victims.approved", "request_id", f"{_OUT}.ApprovedVictim", 3, Cleanup.COMPACT_DELETE, 366
+    ),
+    TopicSpec(
+        "escalations.approved", "postcode", f"{_OUT}.Escalation", 3, Cleanup.COMPACT_DELETE, 366
+    ),
+    TopicSpec(
+        "distribution.provisions", "provision_id", f"{_OUT}.Provision", 3, Cleanup.DELETE, 366
+    ),
+    TopicSpec(
+        "retention.events", 'topic + ":" + key', f"{_OUT}.RetentionEvent", 3, Cleanup.DELETE, 366
+    ),
+)
+
+BY_NAME: Mapping[str, TopicSpec] = MappingProxyType({spec.name: spec for spec in TOPICS})
+
+
+def get(name: str) -> TopicSpec:
+    """The row for a contract topic name; a ``KeyError`` names the unknown topic."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no topic {name!r} in the topic table") from None
+
+
+def compacted_outputs() -> tuple[TopicSpec, ...]:
+    """The compacted output topics: every record on them is 'provided' and expires."""
+    return tuple(spec for spec in TOPICS if spec.compacted)
