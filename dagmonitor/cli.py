@@ -1,0 +1,101 @@
+"""The ``dagmonitor`` command (ARCHITECTURE.md, section 10).
+
+Each verb is a thin shell around a module that does the work, so the same code is used by the
+tests. Errors of this project (``DagmonitorError``) end the command with a one-line message and
+exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from dagmonitor.errors import DagmonitorError
+from dagmonitor.settings import DagmonitorSettings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dagmonitor")
+def cli() -> None:
+    """Share police incident data with the municipality exactly as the covenant allows."""
+
+
+@cli.command()
+def up() -> None:
+    """Start the local stack (Kafka, PostgreSQL, SMTP sink), or reuse configured servers."""
+    from dagmonitor.platform.stack import LocalStack
+
+    stack = LocalStack()
+    click.echo(f"local stack in {stack.root}")
+    stack.up(echo=click.echo)
+    click.echo(f"endpoints written to {stack.env_file}")
+
+
+@cli.command()
+def down() -> None:
+    """Stop what `dagmonitor up` started."""
+    from dagmonitor.platform.stack import LocalStack
+
+    LocalStack().down(echo=click.echo)
+
+
+@cli.command()
+def status() -> None:
+    """Say what runs where; exit status 1 when something `up` started is not answering."""
+    from dagmonitor.platform.stack import LocalStack
+
+    rows = LocalStack().status()
+    if not rows:
+        click.echo("nothing is running (run `dagmonitor up`)")
+        sys.exit(1)
+    for name, address, running in rows:
+        click.echo(f"{name:<9} {address:<60} {'up' if running else 'DOWN'}")
+    if not all(running for _, _, running in rows):
+        sys.exit(1)
+
+
+@cli.group()
+def topics() -> None:
+    """Manage the topics of the topic table."""
+
+
+@topics.command("apply")
+def topics_apply() -> None:
+    """Create or update every topic of the topic table on the broker (idempotent)."""
+    from dagmonitor.topic_admin import apply_topics
+
+    settings = DagmonitorSettings.load()
+    changes = asyncio.run(apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix))
+    for change in changes:
+        detail = f" ({'; '.join(change.details)})" if change.details else ""
+        click.echo(f"{change.action.value:<9} {change.topic}{detail}")
+
+
+@topics.command("list")
+def topics_list() -> None:
+    """Print the topic table."""
+    from dagmonitor.topics import TOPICS
+
+    settings = DagmonitorSettings.load()
+    for spec in TOPICS:
+        click.echo(
+            f"{spec.physical_name(settings.topic_prefix):<28} {spec.partitions:>2}p "
+            f"{spec.cleanup.value:<15} {spec.retention_days:>3}d  {spec.schema}"
+        )
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except DagmonitorError as exc:
+        click.echo(f"dagmonitor: {exc}", err=True)
+        sys.exit(1)

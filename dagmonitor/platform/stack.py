@@ -1,0 +1,265 @@
+"""``dagmonitor up | down | status``: the local stack as one unit.
+
+``up`` starts each server that is not yet running, or reuses one named by
+``DAGMONITOR_KAFKA_BOOTSTRAP`` / ``DAGMONITOR_DATABASE_URL`` / ``DAGMONITOR_SMTP_URL`` (real
+environment variables only), waits until each is really ready, and writes the endpoints to
+``.local/stack.env`` so every later ``dagmonitor`` command and service finds them.
+``down`` stops only what ``up`` started. The record of what runs is ``.local/stack.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dagmonitor.errors import PlatformError
+from dagmonitor.platform import kafka, postgres, process
+from dagmonitor.platform.smtp_sink import sink_ready
+from dagmonitor.settings import local_dir
+
+Echo = Callable[[str], None]
+
+
+class LocalStackSettings(BaseSettings):
+    """Ports of the servers ``up`` starts, and the servers it should reuse instead.
+
+    Read from real environment variables only (never from ``stack.env``, which ``up`` writes).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DAGMONITOR_", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str | None = None
+    database_url: SecretStr | None = None
+    smtp_url: SecretStr | None = None
+    local_kafka_port: int = 9092
+    local_kafka_controller_port: int = 9093
+    local_postgres_port: int = 5432
+    local_smtp_port: int = 2525
+    ready_timeout_seconds: float = 180.0
+
+
+@dataclass
+class Component:
+    """One server of the stack as ``up`` left it."""
+
+    name: str
+    address: str
+    managed: bool
+    pid: int | None = None
+    seconds_to_ready: float | None = None
+    note: str = ""
+
+
+class LocalStack:
+    """The local servers under ``root`` (default ``.local/``)."""
+
+    def __init__(self, root: Path | None = None, settings: LocalStackSettings | None = None):
+        self.root = (root or local_dir()).resolve()
+        self.settings = settings or LocalStackSettings()
+        self.kafka = kafka.KafkaLayout(self.root / "kafka")
+        self.postgres = postgres.PostgresLayout(self.root / "postgres")
+        self.mail_dir = self.root / "mail"
+        self.smtp_pid_file = self.root / "smtp" / "sink.pid"
+        self.state_file = self.root / "stack.json"
+        self.env_file = self.root / "stack.env"
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _load_state(self) -> dict[str, Component]:
+        try:
+            raw = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {name: Component(**entry) for name, entry in raw.items()}
+
+    def _save_state(self, state: dict[str, Component]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(
+            json.dumps({name: asdict(c) for name, c in state.items()}, indent=2) + "\n"
+        )
+        env = {
+            "kafka": "DAGMONITOR_KAFKA_BOOTSTRAP",
+            "postgres": "DAGMONITOR_DATABASE_URL",
+            "smtp": "DAGMONITOR_SMTP_URL",
+        }
+        lines = [f"{env[name]}={c.address}" for name, c in state.items() if name in env]
+        self.env_file.write_text("\n".join(lines) + ("\n" if lines else ""))
+
+    # -- up ----------------------------------------------------------------------------------
+
+    def up(self, echo: Echo = print) -> dict[str, Component]:
+        """Start or reuse Kafka, PostgreSQL and the SMTP sink; returns where each listens."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        state = self._load_state()
+        for name, bring_up in (
+            ("kafka", self._kafka_up),
+            ("postgres", self._postgres_up),
+            ("smtp", self._smtp_up),
+        ):
+            component = bring_up(state.get(name))
+            state[name] = component
+            self._save_state(state)
+            echo(_describe(component))
+        return state
+
+    def _kafka_up(self, previous: Component | None) -> Component:
+        wait = self.settings.ready_timeout_seconds
+        if self.settings.kafka_bootstrap:
+            took = _wait(
+                lambda: kafka.broker_ready(self.settings.kafka_bootstrap or ""), "Kafka", wait
+            )
+            return Component("kafka", self.settings.kafka_bootstrap, False, None, took, "reused")
+        pid = process.read_pid(self.kafka.pid_file)
+        if pid is not None and previous is not None and kafka.broker_ready(previous.address):
+            return Component("kafka", previous.address, True, pid, 0.0, "already running")
+        if pid is not None:
+            process.stop_pid(pid)
+        started = kafka.start(
+            self.kafka,
+            port=self.settings.local_kafka_port,
+            controller_port=self.settings.local_kafka_controller_port,
+            timeout=wait,
+        )
+        note = "jars downloaded from Maven Central" if started.downloaded_jars else "jars cached"
+        return Component(
+            "kafka", started.bootstrap, True, started.pid, started.seconds_to_ready, note
+        )
+
+    def _postgres_up(self, previous: Component | None) -> Component:
+        wait = self.settings.ready_timeout_seconds
+        if self.settings.database_url:
+            url = self.settings.database_url.get_secret_value()
+            took = _wait(lambda: postgres.server_ready(url), "PostgreSQL", wait)
+            return Component("postgres", url, False, None, took, "reused")
+        port = postgres.running_port(self.postgres)
+        if port is not None and postgres.server_ready(postgres.dsn(port)):
+            return Component("postgres", postgres.dsn(port), True, None, 0.0, "already running")
+        port = self.settings.local_postgres_port
+        note = ""
+        if process.port_open("127.0.0.1", port):
+            # Another PostgreSQL (e.g. Debian's own cluster) holds the default port.
+            port, note = process.free_port(), f"port {port} was taken"
+        started = postgres.start(self.postgres, port=port, timeout=wait)
+        note = ", ".join(filter(None, [note, "cluster created" if started.created else ""]))
+        return Component("postgres", started.url, True, None, started.seconds_to_ready, note)
+
+    def _smtp_up(self, previous: Component | None) -> Component:
+        wait = self.settings.ready_timeout_seconds
+        if self.settings.smtp_url:
+            url = self.settings.smtp_url.get_secret_value()
+            parts = urlsplit(url)
+            host, port = parts.hostname or "127.0.0.1", parts.port or 25
+            took = _wait(lambda: sink_ready(host, port), "SMTP server", wait)
+            return Component("smtp", url, False, None, took, "reused")
+        pid = process.read_pid(self.smtp_pid_file)
+        if pid is not None and previous is not None:
+            parts = urlsplit(previous.address)
+            if sink_ready(parts.hostname or "127.0.0.1", parts.port or 0):
+                return Component("smtp", previous.address, True, pid, 0.0, "already running")
+        if pid is not None:
+            process.stop_pid(pid)
+        port = self.settings.local_smtp_port
+        if process.port_open("127.0.0.1", port):
+            raise PlatformError(
+                f"port {port} is taken by another program; set DAGMONITOR_LOCAL_SMTP_PORT, "
+                "or DAGMONITOR_SMTP_URL to use that server"
+            )
+        self.smtp_pid_file.parent.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        log_file = self.smtp_pid_file.parent / "sink.log"
+        pid = process.spawn(
+            [
+                sys.executable,
+                "-m",
+                "dagmonitor.platform.smtp_sink",
+                "--dir",
+                str(self.mail_dir),
+                "--port",
+                str(port),
+            ],
+            log_file=log_file,
+            pid_file=self.smtp_pid_file,
+        )
+        process.wait_until(
+            lambda: sink_ready("127.0.0.1", port),
+            what="SMTP sink",
+            timeout=wait,
+            alive=lambda: process.pid_alive(pid),
+            log_file=log_file,
+        )
+        return Component(
+            "smtp",
+            f"smtp://127.0.0.1:{port}",
+            True,
+            pid,
+            time.monotonic() - began,
+            f"mail stored in {self.mail_dir}",
+        )
+
+    # -- down / status -----------------------------------------------------------------------
+
+    def down(self, echo: Echo = print) -> None:
+        """Stop what ``up`` started; servers it reused keep running."""
+        state = self._load_state()
+        smtp_pid = process.read_pid(self.smtp_pid_file)
+        if smtp_pid is not None:
+            process.stop_pid(smtp_pid)
+            echo("smtp sink stopped")
+        if postgres.running_port(self.postgres) is not None:
+            postgres.stop(self.postgres)
+            echo("postgres stopped")
+        kafka_pid = process.read_pid(self.kafka.pid_file)
+        if kafka_pid is not None:
+            process.stop_pid(kafka_pid, timeout=60)
+            echo("kafka stopped")
+        for name, component in state.items():
+            if not component.managed:
+                echo(f"{name} at {_redact(component.address)} was reused, left running")
+        self.state_file.unlink(missing_ok=True)
+        self.env_file.unlink(missing_ok=True)
+
+    def status(self) -> list[tuple[str, str, bool]]:
+        """(name, address, running) for each server ``up`` recorded."""
+        rows = []
+        for name, component in self._load_state().items():
+            if name == "kafka":
+                running = kafka.broker_ready(component.address)
+            elif name == "postgres":
+                running = postgres.server_ready(component.address)
+            else:
+                parts = urlsplit(component.address)
+                running = sink_ready(parts.hostname or "127.0.0.1", parts.port or 25)
+            rows.append((name, _redact(component.address), running))
+        return rows
+
+
+def _wait(probe: Callable[[], bool], what: str, timeout: float) -> float:
+    return process.wait_until(probe, what=what, timeout=timeout, interval=0.5)
+
+
+def _redact(address: str) -> str:
+    """An address fit for printing: the password in a URL is replaced by ***."""
+    parts = urlsplit(address)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return address
+
+
+def _describe(component: Component) -> str:
+    took = (
+        f" ready in {component.seconds_to_ready:.1f} s"
+        if component.seconds_to_ready is not None
+        else ""
+    )
+    note = f" ({component.note})" if component.note else ""
+    owner = "" if component.managed else " [reused]"
+    return f"{component.name:<9} {_redact(component.address)}{owner}{took}{note}"

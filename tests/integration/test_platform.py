@@ -1,0 +1,61 @@
+"""The local platform itself: a cold broker start from the cached jars, up/status/down."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dagmonitor.platform import kafka, process
+from dagmonitor.platform.kafka import KafkaLayout
+from dagmonitor.platform.stack import LocalStack
+from dagmonitor.settings import DagmonitorSettings, local_dir
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_second_broker_starts_cold_from_cached_jars(
+    stack: DagmonitorSettings, tmp_path: Path
+) -> None:
+    layout = KafkaLayout(tmp_path / "kafka")
+    # Reuse the stack's jar folder: a cold start formats fresh storage but downloads nothing.
+    layout.root.mkdir()
+    layout.libs.symlink_to(local_dir() / "kafka" / "libs")
+    port, controller = process.free_port(), process.free_port()
+    started = kafka.start(layout, port=port, controller_port=controller, timeout=120)
+    try:
+        assert not started.downloaded_jars
+        assert (layout.data / "meta.properties").is_file()
+        assert kafka.broker_ready(started.bootstrap)
+    finally:
+        process.stop_pid(started.pid, timeout=60)
+    assert not process.pid_alive(started.pid)
+    assert not kafka.broker_ready(started.bootstrap)
+
+
+def test_up_again_reuses_the_running_stack(stack: DagmonitorSettings) -> None:
+    lines: list[str] = []
+    state = LocalStack().up(echo=lines.append)
+    assert set(state) == {"kafka", "postgres", "smtp"}
+    assert all(c.note in ("already running", "reused") for c in state.values()), lines
+
+
+def test_status_command_reports_every_server_up(stack: DagmonitorSettings) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dagmonitor", "status"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ.copy(),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()] == [
+        "kafka",
+        "postgres",
+        "smtp",
+    ]
+    assert all(line.split()[-1] == "up" for line in result.stdout.splitlines())
+    assert ":dagmonitor@" not in result.stdout, "the database password is redacted"

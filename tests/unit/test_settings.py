@@ -1,0 +1,57 @@
+"""The settings base: environment first, ``.local/stack.env`` as fallback, secrets hidden."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dagmonitor.settings import DagmonitorSettings
+
+
+@pytest.fixture
+def local_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DAGMONITOR_LOCAL_DIR", str(tmp_path))
+    for name in ("KAFKA_BOOTSTRAP", "DATABASE_URL", "SMTP_URL", "TOPIC_PREFIX", "TEAM_DISTRICTS"):
+        monkeypatch.delenv(f"DAGMONITOR_{name}", raising=False)
+    return tmp_path
+
+
+def test_stack_env_is_the_fallback(local_dir: Path) -> None:
+    (local_dir / "stack.env").write_text("DAGMONITOR_KAFKA_BOOTSTRAP=127.0.0.1:19092\n")
+    assert DagmonitorSettings.load().kafka_bootstrap == "127.0.0.1:19092"
+
+
+def test_environment_wins_over_stack_env(local_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (local_dir / "stack.env").write_text("DAGMONITOR_KAFKA_BOOTSTRAP=127.0.0.1:19092\n")
+    monkeypatch.setenv("DAGMONITOR_KAFKA_BOOTSTRAP", "broker-a:9092,broker-b:9092")
+    settings = DagmonitorSettings.load()
+    assert settings.bootstrap_servers == ["broker-a:9092", "broker-b:9092"]
+
+
+def test_team_districts_from_comma_separated_env(
+    local_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGMONITOR_TEAM_DISTRICTS", " DC01, DC03 ,,DC07")
+    assert DagmonitorSettings.load().team_districts == ["DC01", "DC03", "DC07"]
+
+
+def test_prefix_applies_to_topics_and_groups(local_dir: Path) -> None:
+    settings = DagmonitorSettings.load(topic_prefix="gm0344.")
+    assert settings.topic("bvh.incidents") == "gm0344.bvh.incidents"
+    assert settings.group("ingest") == "gm0344.dagmonitor-ingest"
+
+
+def test_secrets_never_show_in_repr(local_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAGMONITOR_DATABASE_URL", "postgresql://u:hunter2@db/x")
+    monkeypatch.setenv("DAGMONITOR_SMTP_URL", "smtp://mailer:s3cret@mx:587")
+    settings = DagmonitorSettings.load()
+    assert "hunter2" not in repr(settings)
+    assert "s3cret" not in repr(settings)
+    assert settings.database_url.get_secret_value().endswith("@db/x")
+
+
+def test_settings_are_frozen(local_dir: Path) -> None:
+    settings = DagmonitorSettings.load()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.topic_prefix = "x"  # type: ignore[misc]
