@@ -156,7 +156,6 @@ async def _describe_configs(
                     f"{resource['error_message']}"
                 )
             configs[resource["resource_name"]] = {
-                entry["config_names"]: entry["config_value"]
-                for entry in resource["config_entries"]
+                entry["config_names"]: entry["config_value"] for entry in resource["config_entries"]
             }
     return configs

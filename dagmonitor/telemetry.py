@@ -1,0 +1,203 @@
+"""Telemetry every service shares: JSON logs, Prometheus metrics, health endpoints, tracing.
+
+- Logs: structlog renders one JSON object per line on stdout; the standard library's loggers
+  (aiokafka, faust, aiohttp) go through the same renderer. Log events name ids and counts,
+  never personal data.
+- Metrics: prometheus-client's default registry, served at ``GET /metrics``. Label values are
+  service, topic, reason code or stage names: never names, addresses, plates or registration
+  numbers.
+- Health: ``GET /healthz`` (the process answers) and ``GET /readyz`` (every readiness check of
+  the service passes: Kafka connected, Postgres reachable where used).
+- Tracing: OpenTelemetry spans; the context crosses Kafka in W3C ``traceparent`` headers.
+  Export over OTLP only when an endpoint is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import structlog
+from aiohttp import web
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from dagmonitor.errors import ConfigError
+
+# -- metrics shared by every service ---------------------------------------------------------
+
+RECORDS_IN = Counter(
+    "dagmonitor_records_in_total", "Records consumed or received.", ["service", "topic"]
+)
+RECORDS_OUT = Counter("dagmonitor_records_out_total", "Records produced.", ["service", "topic"])
+RECORDS_DROPPED = Counter(
+    "dagmonitor_records_dropped_total",
+    "Records deliberately not passed on, by policy reason.",
+    ["service", "reason"],
+)
+DEAD_LETTERS = Counter(
+    "dagmonitor_dead_letters_total",
+    "Records sent to pipeline.deadletter, by reason code.",
+    ["service", "reason"],
+)
+PROCESSING_SECONDS = Histogram(
+    "dagmonitor_processing_seconds",
+    "Time to handle one record in one hop.",
+    ["service", "stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+# -- logging ---------------------------------------------------------------------------------
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Route structlog and the standard library's logging to one JSON line per event."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(sort_keys=True),
+        ],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+
+
+# -- health and metrics over HTTP --------------------------------------------------------------
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def health_app(
+    checks: Mapping[str, ReadinessCheck] | None = None,
+    routes: Iterable[web.RouteDef] = (),
+) -> web.Application:
+    """An aiohttp app with ``/metrics``, ``/healthz``, ``/readyz`` and the service's routes.
+
+    ``/readyz`` answers 200 when every check returns True, else 503 with each check's result.
+    """
+    readiness = dict(checks or {})
+
+    async def metrics(_request: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest())
+        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        response.charset = "utf-8"
+        return response
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        results: dict[str, bool] = {}
+        for name, check in readiness.items():
+            try:
+                results[name] = bool(await check())
+            except Exception:
+                # A failing probe means "not ready"; its exception may carry connection
+                # details, so only the boolean leaves the process.
+                results[name] = False
+        ready = all(results.values())
+        return web.json_response(
+            {"status": "ready" if ready else "not ready", "checks": results},
+            status=200 if ready else 503,
+        )
+
+    app = web.Application()
+    app.add_routes(
+        [
+            web.get("/metrics", metrics),
+            web.get("/healthz", healthz),
+            web.get("/readyz", readyz),
+            *routes,
+        ]
+    )
+    return app
+
+
+async def serve_http(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start ``app`` on ``host:port``; the caller keeps the runner and calls ``cleanup()``."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+# -- tracing ---------------------------------------------------------------------------------
+
+Headers = Sequence[tuple[str, bytes]]
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def configure_tracing(service: str, otlp_endpoint: str | None = None) -> TracerProvider:
+    """Install a tracer provider for ``service``; export over OTLP/HTTP only when configured."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    if otlp_endpoint:
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError as exc:
+            raise ConfigError(
+                "DAGMONITOR_OTLP_ENDPOINT is set but the OTLP exporter is not installed "
+                "(pip install opentelemetry-exporter-otlp-proto-http)"
+            ) from exc
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+class _HeaderSetter(Setter[list[tuple[str, bytes]]]):
+    def set(self, carrier: list[tuple[str, bytes]], key: str, value: str) -> None:
+        carrier[:] = [(k, v) for k, v in carrier if k != key]
+        carrier.append((key, value.encode("ascii")))
+
+
+class _HeaderGetter(Getter[Headers]):
+    def get(self, carrier: Headers, key: str) -> list[str] | None:
+        values = [v.decode("ascii", "replace") for k, v in carrier if k.lower() == key]
+        return values or None
+
+    def keys(self, carrier: Headers) -> list[str]:
+        return [k for k, _ in carrier]
+
+
+def inject_trace_headers(
+    headers: Sequence[tuple[str, bytes]] = (), ctx: otel_context.Context | None = None
+) -> list[tuple[str, bytes]]:
+    """Kafka headers with the current (or given) trace context added as ``traceparent``."""
+    carrier = list(headers)
+    _PROPAGATOR.inject(carrier, context=ctx, setter=_HeaderSetter())
+    return carrier
+
+
+def extract_trace_context(headers: Headers | None) -> otel_context.Context:
+    """The trace context a producer put into a record's Kafka headers (empty if none)."""
+    return _PROPAGATOR.extract(list(headers or ()), getter=_HeaderGetter())
