@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Self
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -72,7 +72,7 @@ class DagmonitorSettings(BaseSettings):
     )
 
     @classmethod
-    def load(cls, **overrides: object) -> DagmonitorSettings:
+    def load(cls, **overrides: Any) -> Self:
         """Read the environment, falling back to ``.local/stack.env`` written by ``up``."""
         env_file = stack_env_file()
         return cls(_env_file=env_file if env_file.is_file() else None, **overrides)  # type: ignore[call-arg]

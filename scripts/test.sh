@@ -19,4 +19,5 @@ trap stop_stack EXIT
 .venv/bin/dagmonitor up
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy
 .venv/bin/python -m pytest "$@"

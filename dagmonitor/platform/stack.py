@@ -128,7 +128,8 @@ class LocalStack:
             controller_port=self.settings.local_kafka_controller_port,
             timeout=wait,
         )
-        note = "jars downloaded from Maven Central" if started.downloaded_jars else "jars cached"
+        jars = "jars downloaded from Maven Central" if started.downloaded_jars else "jars cached"
+        note = f"{started.seconds_total:.1f} s with jars and storage format; {jars}"
         return Component(
             "kafka", started.bootstrap, True, started.pid, started.seconds_to_ready, note
         )
