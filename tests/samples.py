@@ -65,3 +65,15 @@ def incident(
         "vehicles": [{"plate": "XX-000-X", "kind": "SCOOTER", "stolen": True}],
         "modus_operandi": "Achterdeur geforceerd",
     }
+
+
+def escalation(postcode: str) -> dict[str, Any]:
+    """An approved E35 escalation for one postcode."""
+    return {
+        "postcode": postcode,
+        "request_id": f"req-{postcode}",
+        "valid_from": datetime(2026, 11, 1, tzinfo=UTC),
+        "valid_until": datetime(2026, 12, 1, tzinfo=UTC),
+        "approved_by": "wijkchef-01",
+        "approved_at": datetime(2026, 11, 1, 9, 0, tzinfo=UTC),
+    }

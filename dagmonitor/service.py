@@ -1,0 +1,52 @@
+"""Running one service as a process: logs, tracing, the HTTP endpoints, a clean stop.
+
+Each service's ``app.py`` builds its parts and calls ``run_service`` with a ``body``
+coroutine that works until the ``stop`` event is set (SIGTERM or SIGINT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+from aiohttp import web
+
+from dagmonitor.settings import DagmonitorSettings
+from dagmonitor.telemetry import (
+    ReadinessCheck,
+    configure_logging,
+    configure_tracing,
+    get_logger,
+    health_app,
+    serve_http,
+)
+
+Body = Callable[[asyncio.Event], Awaitable[None]]
+
+
+async def run_service(
+    *,
+    service: str,
+    settings: DagmonitorSettings,
+    port: int,
+    body: Body,
+    checks: Mapping[str, ReadinessCheck] | None = None,
+    routes: Iterable[web.RouteDef] = (),
+    host: str = "127.0.0.1",
+) -> None:
+    """Serve ``/metrics``, ``/healthz``, ``/readyz`` (and ``routes``) while ``body`` runs."""
+    configure_logging(service, settings.log_level)
+    configure_tracing(service, settings.otlp_endpoint)
+    log = get_logger(service)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = await serve_http(health_app(checks, routes), host, port)
+    log.info("service_started", http=f"{host}:{port}")
+    try:
+        await body(stop)
+    finally:
+        await runner.cleanup()
+        log.info("service_stopped")

@@ -1,0 +1,310 @@
+"""The consume-handle-commit loop and the producer every aiokafka-based service shares.
+
+Order that cannot lose a record: a record's offset is committed only after its handler has
+finished (the handler writes Postgres and/or produces first). A crash before the commit
+redelivers the record, so handlers are idempotent by key and version.
+
+What happens to a record that fails:
+
+- it does not decode, or its handler raises ``RecordRejected`` or any unexpected exception:
+  it goes to ``pipeline.deadletter`` with a reason code and the raw bytes, and the loop moves
+  on (one bad record never blocks its partition);
+- its handler meets an infrastructure failure (Kafka, PostgreSQL or the network down): the
+  same record is retried with backoff until it succeeds, and nothing is committed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaError
+from opentelemetry import trace
+from prometheus_client import Gauge
+
+from dagmonitor import topics
+from dagmonitor.codec import Codec, default_codec
+from dagmonitor.deadletter import DeadLetters, Reason, Source, reason_for
+from dagmonitor.errors import CodecError, DagmonitorError
+from dagmonitor.settings import DagmonitorSettings
+from dagmonitor.telemetry import (
+    PROCESSING_SECONDS,
+    RECORDS_IN,
+    RECORDS_OUT,
+    extract_trace_context,
+    get_logger,
+    inject_trace_headers,
+)
+
+CONSUMER_LAG = Gauge(
+    "dagmonitor_consumer_lag",
+    "Records behind the end of the partition, per consumed topic and partition.",
+    ["service", "topic", "partition"],
+)
+
+_log = get_logger(__name__)
+
+
+class RecordRejected(DagmonitorError):
+    """Raised by a handler for a record that can never be handled: it is dead-lettered.
+
+    ``detail`` must not contain personal data.
+    """
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [OSError, TimeoutError, KafkaError]
+    try:
+        import asyncpg
+
+        errors += [asyncpg.PostgresConnectionError, asyncpg.InterfaceError]
+        errors += [asyncpg.exceptions.CannotConnectNowError, asyncpg.TooManyConnectionsError]
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        pass
+    return tuple(errors)
+
+
+TRANSIENT_ERRORS = _transient_errors()
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One consumed record, decoded. ``value`` is None for a tombstone."""
+
+    topic: str
+    """The contract topic name (without the deployment's prefix)."""
+    key: str | None
+    value: dict[str, Any] | None
+    schema_name: str | None
+    partition: int
+    offset: int
+    timestamp_ms: int
+    headers: tuple[tuple[str, bytes], ...] = field(default=())
+    raw: bytes | None = None
+
+
+Handler = Callable[[Incoming], Awaitable[None]]
+
+
+class Outputs:
+    """Produces encoded records to contract topics, with trace context and metrics."""
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        settings: DagmonitorSettings,
+        service: str,
+        codec: Codec | None = None,
+    ) -> None:
+        self.producer = producer
+        self._settings = settings
+        self._service = service
+        self._codec = codec or default_codec()
+
+    async def send(self, topic: str, key: str, value: dict[str, Any] | None) -> None:
+        """Encode ``value`` with the topic's schema (None sends a tombstone) and wait for acks."""
+        spec = topics.get(topic)
+        payload = None if value is None else self._codec.encode(spec.schema, value)
+        await self.producer.send_and_wait(
+            self._settings.topic(topic),
+            payload,
+            key=key.encode("utf-8"),
+            headers=inject_trace_headers(),
+        )
+        RECORDS_OUT.labels(self._service, topic).inc()
+
+
+def new_producer(settings: DagmonitorSettings, service: str) -> AIOKafkaProducer:
+    """An idempotent producer that waits for every in-sync replica."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"dagmonitor-{service}",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+    )
+
+
+class RecordConsumer:
+    """Consumes contract topics as one consumer group and hands each record to ``handler``."""
+
+    def __init__(
+        self,
+        settings: DagmonitorSettings,
+        *,
+        service: str,
+        topics: Sequence[str],
+        handler: Handler,
+        dead_letters: DeadLetters,
+        group: str | None = None,
+        codec: Codec | None = None,
+        max_records: int = 500,
+        retry_backoff: tuple[float, float] = (0.2, 10.0),
+    ) -> None:
+        self._settings = settings
+        self._service = service
+        self._topics = list(topics)
+        self._by_physical = {settings.topic(t): t for t in self._topics}
+        self._handler = handler
+        self._dead_letters = dead_letters
+        self._group = group or settings.group(service)
+        self._codec = codec or default_codec()
+        self._max_records = max_records
+        self._backoff = retry_backoff
+        self._consumer: AIOKafkaConsumer | None = None
+        self._tracer = trace.get_tracer(f"dagmonitor.{service}")
+        self.processed = 0
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("consumer not started")
+        return self._consumer
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *self._by_physical,
+            bootstrap_servers=self._settings.bootstrap_servers,
+            group_id=self._group,
+            client_id=f"dagmonitor-{self._service}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def ready(self) -> bool:
+        """Readiness: started and holding an assignment (or at least a subscription)."""
+        return self._consumer is not None and bool(self._consumer.subscription())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; commits after each handled batch."""
+        consumer = self.consumer
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
+            for tp, records in batches.items():
+                for record in records:
+                    await self._handle_with_retry(record, stop)
+                    if stop.is_set():
+                        break
+                await consumer.commit({tp: records[-1].offset + 1})
+            await self._update_lag()
+
+    async def _handle_with_retry(
+        self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event
+    ) -> None:
+        delay = self._backoff[0]
+        while True:
+            try:
+                await self._handle(record)
+                return
+            except TRANSIENT_ERRORS as exc:
+                _log.warning(
+                    "transient_failure_retrying",
+                    error=type(exc).__name__,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    retry_in_s=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
+                if stop.is_set():
+                    raise
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        topic = self._by_physical.get(record.topic, record.topic)
+        headers = tuple(record.headers or ())
+        source = Source(topic, record.key, record.partition, record.offset)
+        RECORDS_IN.labels(self._service, topic).inc()
+        started = time.perf_counter()
+        ctx = extract_trace_context(headers)
+        with self._tracer.start_as_current_span(f"{self._service} {topic}", context=ctx) as span:
+            span.set_attribute("messaging.destination.name", topic)
+            span.set_attribute("messaging.kafka.partition", record.partition)
+            span.set_attribute("messaging.kafka.offset", record.offset)
+            try:
+                incoming = self._decode(topic, record, headers)
+            except CodecError as exc:
+                await self._dead_letters.send(reason_for(exc), str(exc), source, record.value)
+                return
+            try:
+                await self._handler(incoming)
+            except RecordRejected as exc:
+                await self._dead_letters.send(exc.reason, exc.detail, source, record.value)
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as exc:
+                # A bug met on this record: keep the record, name the failure, move on.
+                _log.exception(
+                    "handler_failed", topic=topic, partition=record.partition, offset=record.offset
+                )
+                await self._dead_letters.send(
+                    reason_for(exc), f"handler failed: {type(exc).__name__}", source, record.value
+                )
+            finally:
+                self.processed += 1
+                PROCESSING_SECONDS.labels(self._service, topic).observe(
+                    time.perf_counter() - started
+                )
+
+    def _decode(
+        self,
+        topic: str,
+        record: ConsumerRecord[bytes, bytes],
+        headers: tuple[tuple[str, bytes], ...],
+    ) -> Incoming:
+        key = record.key.decode("utf-8") if record.key is not None else None
+        if record.value is None:
+            return Incoming(
+                topic, key, None, None, record.partition, record.offset, record.timestamp, headers
+            )
+        expected = topics.get(topic).schema if topic in topics.BY_NAME else None
+        decoded = self._codec.decode(record.value, expect=expected)
+        return Incoming(
+            topic,
+            key,
+            decoded.record,
+            decoded.schema_name,
+            record.partition,
+            record.offset,
+            record.timestamp,
+            headers,
+            record.value,
+        )
+
+    async def _update_lag(self) -> None:
+        consumer = self.consumer
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await consumer.position(tp)
+            topic = self._by_physical.get(tp.topic, tp.topic)
+            lag = max(0, highwater - position)
+            CONSUMER_LAG.labels(self._service, topic, str(tp.partition)).set(lag)
+
+
+__all__ = [
+    "TRANSIENT_ERRORS",
+    "Handler",
+    "Incoming",
+    "Outputs",
+    "RecordConsumer",
+    "RecordRejected",
+    "new_producer",
+]
