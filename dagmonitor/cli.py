@@ -86,6 +86,11 @@ def topics_list() -> None:
         )
 
 
+# -- verbs of the services: each service keeps its click commands in services/<name>/cli.py
+# and registers them here, one line each.
+# (end of service verbs)
+
+
 def main() -> None:
     """Entry point of the console script."""
     try:

@@ -1,0 +1,121 @@
+"""PostgreSQL for the services that own a schema: a pool, and versioned migrations.
+
+Each service keeps its migrations as numbered SQL files in ``services/<name>/migrations/``
+(``0001_init.sql``, ``0002_...sql``). ``migrate`` applies the ones not yet applied, in order,
+each in its own transaction, under an advisory lock so that two replicas starting together do
+not race, and records them in ``<schema>.schema_migrations`` with a checksum: an applied file
+that was edited afterwards is refused, not silently skipped. Migration files refer to their
+schema by name (``approval.requests``); ``search_path`` is set to the schema as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from dagmonitor.errors import DagmonitorError
+
+_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class MigrationError(DagmonitorError):
+    """The migrations folder and the database disagree, or a migration failed."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(directory: Path) -> list[Migration]:
+    """The numbered ``.sql`` files of ``directory``, in order; gaps and duplicates refused."""
+    migrations = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILE.match(path.name)
+        if match is None:
+            raise MigrationError(f"{path.name}: migration files are named NNNN_some_name.sql")
+        migrations.append(Migration(int(match.group(1)), path.name, path.read_text()))
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise MigrationError(f"{directory}: migrations must be numbered 1..n without gaps")
+    return migrations
+
+
+async def migrate(conn: asyncpg.Connection, schema: str, directory: Path) -> list[str]:
+    """Apply the pending migrations of ``directory`` to ``schema``; returns the names applied."""
+    if not _IDENTIFIER.match(schema):
+        raise MigrationError(f"{schema!r} is not a plain lower-case schema name")
+    migrations = load_migrations(directory)
+    lock = zlib.crc32(f"dagmonitor-migrate:{schema}".encode())
+    await conn.execute("SELECT pg_advisory_lock($1)", lock)
+    try:
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        await conn.execute(
+            f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+                    version integer PRIMARY KEY,
+                    name text NOT NULL,
+                    checksum text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        rows = await conn.fetch(f"SELECT version, name, checksum FROM {schema}.schema_migrations")
+        applied = {row["version"]: row for row in rows}
+        done = []
+        for migration in migrations:
+            row = applied.get(migration.version)
+            if row is not None:
+                if row["checksum"] != migration.checksum:
+                    raise MigrationError(
+                        f"{schema}: {migration.name} was changed after it was applied; "
+                        "add a new migration instead"
+                    )
+                continue
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+                try:
+                    await conn.execute(migration.sql)
+                except asyncpg.PostgresError as exc:
+                    raise MigrationError(f"{schema}: {migration.name} failed: {exc}") from exc
+                await conn.execute(
+                    f"INSERT INTO {schema}.schema_migrations (version, name, checksum) "
+                    "VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                )
+            done.append(migration.name)
+        unknown = sorted(set(applied) - {m.version for m in migrations})
+        if unknown:
+            raise MigrationError(
+                f"{schema}: the database has migrations {unknown} this code does not know "
+                "(a newer version ran here?)"
+            )
+        return done
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", lock)
+
+
+async def create_pool(
+    url: str, *, schema: str, min_size: int = 1, max_size: int = 5
+) -> asyncpg.Pool:
+    """A connection pool whose connections use ``schema`` first on their search path."""
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": f"{schema},public", "application_name": schema},
+    )
+    if pool is None:  # pragma: no cover - asyncpg returns a pool or raises
+        raise DagmonitorError("could not create a PostgreSQL pool")
+    return pool
