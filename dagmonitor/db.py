@@ -18,7 +18,7 @@ from pathlib import Path
 
 import asyncpg
 
-from dagmonitor.errors import DagmonitorError
+from dagmonitor.errors import ConfigError, DagmonitorError
 
 _FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -107,14 +107,23 @@ async def migrate(conn: asyncpg.Connection, schema: str, directory: Path) -> lis
 
 
 async def create_pool(
-    url: str, *, schema: str, min_size: int = 1, max_size: int = 5
+    url: str, *, schema: str, min_size: int = 1, max_size: int = 5, role: str | None = None
 ) -> asyncpg.Pool:
-    """A connection pool whose connections use ``schema`` first on their search path."""
+    """A connection pool whose connections use ``schema`` first on their search path.
+
+    With ``role``, every connection acts as that (less privileged) role from the start, as if
+    it had run ``SET ROLE``: the login must be a member of it. Migrations use the login itself.
+    """
+    server_settings = {"search_path": f"{schema},public", "application_name": schema}
+    if role:
+        if not _IDENTIFIER.match(role):
+            raise ConfigError(f"{role!r} is not a plain lower-case role name")
+        server_settings["role"] = role
     pool = await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,
-        server_settings={"search_path": f"{schema},public", "application_name": schema},
+        server_settings=server_settings,
     )
     if pool is None:  # pragma: no cover - asyncpg returns a pool or raises
         raise DagmonitorError("could not create a PostgreSQL pool")

@@ -32,6 +32,13 @@ class Reason(StrEnum):
     WRONG_RECORD_TYPE = "wrong_record_type"  # a valid record of a type this topic doesn't carry
     INVALID_JSON = "invalid_json"  # HTTP or file input that is not the JSON we take
     INVALID_FIELD = "invalid_field"  # decoded, but a field's value breaks a rule
+    INVALID_REGISTRATION_NUMBER = "invalid_registration_number"
+    INVALID_MUNICIPALITY_CODE = "invalid_municipality_code"
+    INVALID_MK_CODE = "invalid_mk_code"
+    INVALID_TIMESTAMP = "invalid_timestamp"  # in the future, before 2000, or out of order
+    INVALID_VERSION = "invalid_version"
+    INVALID_IDENTIFIER = "invalid_identifier"  # event_id / notice_id empty or malformed
+    KEY_MISMATCH = "key_mismatch"  # the Kafka key is not the record's registration/notice id
     PROCESSING_ERROR = "processing_error"  # a handler failed on this record unexpectedly
 
 

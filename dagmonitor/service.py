@@ -34,6 +34,7 @@ async def run_service(
     checks: Mapping[str, ReadinessCheck] | None = None,
     routes: Iterable[web.RouteDef] = (),
     host: str = "127.0.0.1",
+    client_max_size: int = 1024**2,
 ) -> None:
     """Serve ``/metrics``, ``/healthz``, ``/readyz`` (and ``routes``) while ``body`` runs."""
     configure_logging(service, settings.log_level)
@@ -43,7 +44,7 @@ async def run_service(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = await serve_http(health_app(checks, routes), host, port)
+    runner = await serve_http(health_app(checks, routes, client_max_size), host, port)
     log.info("service_started", http=f"{host}:{port}")
     try:
         await body(stop)

@@ -101,6 +101,7 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 def health_app(
     checks: Mapping[str, ReadinessCheck] | None = None,
     routes: Iterable[web.RouteDef] = (),
+    client_max_size: int = 1024**2,
 ) -> web.Application:
     """An aiohttp app with ``/metrics``, ``/healthz``, ``/readyz`` and the service's routes.
 
@@ -132,7 +133,7 @@ def health_app(
             status=200 if ready else 503,
         )
 
-    app = web.Application()
+    app = web.Application(client_max_size=client_max_size)
     app.add_routes(
         [
             web.get("/metrics", metrics),

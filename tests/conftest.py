@@ -53,3 +53,13 @@ async def _delete_prefixed(settings: DagmonitorSettings) -> None:
             await admin.delete_topics(names)
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def fresh_settings(stack: DagmonitorSettings) -> DagmonitorSettings:
+    """Settings with a topic prefix of this test's own, every topic created."""
+    from dagmonitor.topic_admin import apply_topics
+
+    settings = DagmonitorSettings.load(topic_prefix=f"t{uuid.uuid4().hex[:10]}.")
+    await apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix)
+    return settings

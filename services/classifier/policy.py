@@ -1,0 +1,349 @@
+"""The covenant's data policy (ARCHITECTURE.md, section 5) as one pure function per input.
+
+``classify_incident`` and ``classify_notice`` take a decoded record, the policy settings and
+"now", and return what may leave (topic, key, value) or why nothing does. No I/O, no clock, no
+randomness: the same input gives the same output, so a replay changes nothing. Which MK codes
+are shared, and at what precision, comes from Bijlage 1 (``bijlage1.csv``).
+
+Keys are deterministic: entries by registration number, vehicle signals by registration number
+and plate, approval requests by a keyed hash (HMAC-SHA-256 with the deployment's id key) of
+the category, the source key and the person — so an id says nothing about the person to someone
+without the key, and the same person in a new version of a registration keeps its request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.classifier.annex import Annex, HouseNumberLevel
+
+TER_HOOGTE_VAN = "ter hoogte van"
+
+# Topics the policy writes to (contract names).
+ENTRIES = "dagmonitor.entries"
+VEHICLES = "vehicles.signals"
+REQUESTS = "approval.requests"
+
+# Rule 6: stolen vehicles of these kinds become signals (cars, vans, mopeds, scooters).
+SIGNALLED_VEHICLE_KINDS = frozenset({"PASSENGER_CAR", "VAN", "MOPED", "SCOOTER"})
+
+_POSTCODE = re.compile(r"^([1-9][0-9]{3})\s?([A-Z]{2})$")
+# Letter pairs the Dutch postal service does not issue.
+_UNUSED_POSTCODE_LETTERS = frozenset({"SA", "SD", "SS"})
+
+
+class Reason:
+    """Why nothing (or not everything) of a record leaves. Values are metric label values."""
+
+    OTHER_MUNICIPALITY = "other_municipality"
+    MK_NOT_SHARED = "mk_not_shared"
+    NO_TEAM_DISTRICT = "no_team_district"
+    NOTICE_EXPIRED = "notice_expired"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """The deployment's side of the policy."""
+
+    municipality_code: str
+    team_districts: frozenset[str]
+    id_key: bytes
+    approval_period: timedelta = timedelta(days=14)
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One record to produce: contract topic, key, value (a dict for the topic's schema)."""
+
+    topic: str
+    key: str
+    value: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The policy's answer for one input record.
+
+    ``shared`` is False when nothing about the record may leave; ``reason`` then says why.
+    ``e35_postcode`` is set for a shared E35 report with a valid postcode: it counts towards
+    that postcode's escalation threshold.
+    """
+
+    shared: bool
+    outputs: tuple[Output, ...] = ()
+    reason: str | None = None
+    e35_postcode: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+
+def normalise_mk_code(code: str) -> str:
+    """Rule 2: trim and upper-case."""
+    return code.strip().upper()
+
+
+def normalise_postcode(postcode: str | None) -> str | None:
+    """A Dutch postcode as ``1234AB``; None when absent or not a valid Dutch postcode."""
+    if postcode is None:
+        return None
+    match = _POSTCODE.match(unicodedata.normalize("NFKC", postcode).strip().upper())
+    if match is None or match.group(2) in _UNUSED_POSTCODE_LETTERS:
+        return None
+    return match.group(1) + match.group(2)
+
+
+def normalise_plate(plate: str) -> str:
+    """A licence plate as written on the key: upper case, no surrounding or inner spaces."""
+    return re.sub(r"\s+", "", plate).upper()
+
+
+def request_id(config: PolicyConfig, category: str, source_key: str, subject: str) -> str:
+    """Deterministic, pseudonymous id of an approval request."""
+    message = "\x1f".join((category, source_key, subject)).encode("utf-8")
+    return "req-" + hmac.new(config.id_key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def classify_incident(
+    event: Mapping[str, Any],
+    config: PolicyConfig,
+    annex: Annex,
+    *,
+    now: datetime,
+    escalation_until: datetime | None = None,
+) -> Decision:
+    """Apply rules 1-6 and 9 to one ``IncidentEvent``.
+
+    ``now`` stamps approval requests (created_at, expires_at); pass the input record's time
+    for replays to be identical. ``escalation_until`` is the validity end of an approved E35
+    escalation for the incident's postcode, if any (rule 8).
+    """
+    location = event["location"]
+    if location["municipality_code"].strip().upper() != config.municipality_code.upper():
+        return Decision(False, reason=Reason.OTHER_MUNICIPALITY)
+    code = normalise_mk_code(event["mk_code"])
+    row = annex.get(code)
+    if row is None or not row.shared:
+        return Decision(False, reason=Reason.MK_NOT_SHARED)
+
+    postcode = normalise_postcode(location.get("postcode"))
+    escalated = escalation_until is not None and escalation_until > now
+    if row.house_number_level is HouseNumberLevel.YES:
+        detailed, qualifier = True, TER_HOOGTE_VAN if row.ter_hoogte_van else None
+    elif row.house_number_level is HouseNumberLevel.ON_ESCALATION and escalated:
+        detailed, qualifier = True, TER_HOOGTE_VAN
+    else:
+        detailed, qualifier = False, None
+    if detailed and location.get("street") is None and location.get("house_number") is None:
+        qualifier = None
+    outputs = [
+        Output(
+            ENTRIES,
+            event["registration_number"],
+            _entry(event, row.description, code, postcode, detailed, qualifier),
+        )
+    ]
+    outputs += _vehicle_signals(event)
+    outputs += _person_requests(
+        event, config, code, row.suspects_shared, row.victims_shared, postcode, now
+    )
+    e35 = postcode if row.house_number_level is HouseNumberLevel.ON_ESCALATION else None
+    return Decision(True, tuple(outputs), e35_postcode=e35)
+
+
+def _entry(
+    event: Mapping[str, Any],
+    description: str,
+    code: str,
+    postcode: str | None,
+    detailed: bool,
+    qualifier: str | None,
+) -> dict[str, Any]:
+    """Rule 3: the Dagmonitor entry; street and number only at house-number level."""
+    location = event["location"]
+    return {
+        "registration_number": event["registration_number"],
+        "version": event["version"],
+        "mk_code": code,
+        "mk_description": description,
+        "reported_at": event["reported_at"],
+        "committed_from": event.get("committed_from"),
+        "committed_until": event.get("committed_until"),
+        "municipality_code": location["municipality_code"].strip().upper(),
+        "district_code": location.get("district_code"),
+        "district_name": location.get("district_name"),
+        "neighbourhood_code": location.get("neighbourhood_code"),
+        "neighbourhood_name": location.get("neighbourhood_name"),
+        "city": location.get("city"),
+        "postcode": postcode,
+        "street": location.get("street") if detailed else None,
+        "house_number": location.get("house_number") if detailed else None,
+        "house_number_suffix": location.get("house_number_suffix") if detailed else None,
+        "location_qualifier": qualifier,
+    }
+
+
+def _vehicle_signals(event: Mapping[str, Any]) -> list[Output]:
+    """Rule 6: stolen cars, vans, mopeds and scooters; plate and kind, no owner data."""
+    location = event["location"]
+    signals: dict[str, Output] = {}
+    for vehicle in event.get("vehicles") or ():
+        if not vehicle["stolen"] or vehicle["kind"] not in SIGNALLED_VEHICLE_KINDS:
+            continue
+        plate = normalise_plate(vehicle["plate"])
+        if not plate:
+            continue
+        key = f"{event['registration_number']}:{plate}"
+        signals[key] = Output(
+            VEHICLES,
+            key,
+            {
+                "registration_number": event["registration_number"],
+                "plate": plate,
+                "kind": vehicle["kind"],
+                "reported_at": event["reported_at"],
+                "municipality_code": location["municipality_code"].strip().upper(),
+                "district_code": location.get("district_code"),
+            },
+        )
+    return list(signals.values())
+
+
+def _person_requests(
+    event: Mapping[str, Any],
+    config: PolicyConfig,
+    code: str,
+    suspects_shared: bool,
+    victims_shared: bool,
+    postcode: str | None,
+    now: datetime,
+) -> list[Output]:
+    """Rules 4, 5 and 9: suspects to the OM, burglary victims to the burglary team, no others."""
+    district = event["location"].get("district_code")
+    in_team_district = district is not None and district in config.team_districts
+    requests: dict[str, Output] = {}
+    for person in event.get("persons") or ():
+        role = person["role"]
+        if role == "SUSPECT" and suspects_shared and in_team_district:
+            category, approver = "SUSPECT", "OM"
+            subject = _shared_person(person, with_phone=False)
+            modus_operandi = None
+        elif role == "VICTIM" and victims_shared:
+            category, approver = "VICTIM", "POLICE_BURGLARY_TEAM"
+            subject = _shared_person(person, with_phone=True)
+            modus_operandi = event.get("modus_operandi")
+        else:
+            continue  # witnesses, reporters, involved persons: never (rule 9)
+        rid = request_id(config, category, event["registration_number"], _identity(person))
+        requests[rid] = Output(
+            REQUESTS,
+            rid,
+            {
+                "request_id": rid,
+                "category": category,
+                "approver_role": approver,
+                "source_key": event["registration_number"],
+                "source_version": event["version"],
+                "mk_code": code,
+                "district_code": district,
+                "subject": subject,
+                "modus_operandi": modus_operandi,
+                "notice_kind": None,
+                "valid_until": None,
+                "postcode": postcode,
+                "created_at": now,
+                "expires_at": now + config.approval_period,
+            },
+        )
+    return list(requests.values())
+
+
+def _shared_person(person: Mapping[str, Any], *, with_phone: bool) -> dict[str, Any]:
+    """The fields of a person that may go to an approver: name, birth date, address, photo."""
+    address = person.get("address")
+    return {
+        "first_names": person.get("first_names"),
+        "surname_prefix": person.get("surname_prefix"),
+        "surname": person.get("surname"),
+        "birth_date": person.get("birth_date"),
+        "address": dict(address) if address is not None else None,
+        "phone": person.get("phone") if with_phone else None,
+        "photo_ref": person.get("photo_ref"),
+    }
+
+
+def _identity(person: Mapping[str, Any]) -> str:
+    """What makes a person the same person across versions of a registration."""
+    parts = (
+        person.get("first_names"),
+        person.get("surname_prefix"),
+        person.get("surname"),
+        person.get("birth_date"),
+    )
+    return "|".join("" if p is None else str(p).strip().lower() for p in parts)
+
+
+def classify_notice(notice: Mapping[str, Any], config: PolicyConfig, *, now: datetime) -> Decision:
+    """Rule 7: a person notice whose districts overlap the team's goes to the OM for approval."""
+    if notice["valid_until"] <= now:
+        return Decision(False, reason=Reason.NOTICE_EXPIRED)
+    overlap = sorted(set(notice["district_codes"]) & config.team_districts)
+    if not overlap:
+        return Decision(False, reason=Reason.NO_TEAM_DISTRICT)
+    person = notice["person"]
+    rid = request_id(config, "PERSON_OF_INTEREST", notice["notice_id"], _identity(person))
+    mk_codes = [normalise_mk_code(code) for code in notice.get("mk_codes") or ()]
+    value = {
+        "request_id": rid,
+        "category": "PERSON_OF_INTEREST",
+        "approver_role": "OM",
+        "source_key": notice["notice_id"],
+        "source_version": notice["version"],
+        "mk_code": mk_codes[0] if mk_codes else None,
+        "district_code": overlap[0],
+        "subject": _shared_person(person, with_phone=False),
+        "modus_operandi": None,
+        "notice_kind": notice["kind"],
+        "valid_until": notice["valid_until"],
+        "postcode": None,
+        "created_at": now,
+        "expires_at": min(now + config.approval_period, notice["valid_until"]),
+    }
+    return Decision(True, (Output(REQUESTS, rid, value),))
+
+
+def escalation_request(
+    postcode: str,
+    trigger_key: str,
+    district_code: str | None,
+    config: PolicyConfig,
+    *,
+    now: datetime,
+) -> Output:
+    """Rule 8: one YOUTH_NUISANCE_DETAIL request for a postcode that crossed the threshold."""
+    rid = request_id(config, "YOUTH_NUISANCE_DETAIL", postcode, trigger_key)
+    return Output(
+        REQUESTS,
+        rid,
+        {
+            "request_id": rid,
+            "category": "YOUTH_NUISANCE_DETAIL",
+            "approver_role": "POLICE_DISTRICT",
+            "source_key": postcode,
+            "source_version": 1,
+            "mk_code": "E35",
+            "district_code": district_code,
+            "subject": None,
+            "modus_operandi": None,
+            "notice_kind": None,
+            "valid_until": None,
+            "postcode": postcode,
+            "created_at": now,
+            "expires_at": now + config.approval_period,
+        },
+    )

@@ -1,0 +1,43 @@
+"""Settings of the ingest service (environment variables ``DAGMONITOR_*``)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+from pydantic import Field, SecretStr
+
+from dagmonitor.settings import DagmonitorSettings
+
+
+class IngestSettings(DagmonitorSettings):
+    """What ingest needs beyond the shared settings."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8081
+    ingest_tokens: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "Bearer tokens of the publishing police systems, 'system=token' pairs separated by "
+            "commas. Empty: the HTTP API accepts no one."
+        ),
+    )
+    ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    ingest_clock_skew_seconds: int = Field(default=300, ge=0)
+
+    @property
+    def clock_skew(self) -> timedelta:
+        return timedelta(seconds=self.ingest_clock_skew_seconds)
+
+    def system_for_token(self, token: str) -> str | None:
+        """The publishing system a bearer token belongs to, compared in constant time."""
+        offered = hashlib.sha256(token.encode()).digest()
+        found = None
+        for pair in self.ingest_tokens.get_secret_value().split(","):
+            system, _, secret = pair.strip().partition("=")
+            if system and secret:
+                expected = hashlib.sha256(secret.encode()).digest()
+                if hmac.compare_digest(offered, expected):
+                    found = system
+        return found

@@ -1,0 +1,68 @@
+"""Small helpers for integration tests that read and write real topics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from dagmonitor.codec import default_codec
+from dagmonitor.settings import DagmonitorSettings
+
+
+async def produce(
+    settings: DagmonitorSettings, topic: str, items: list[tuple[bytes | None, bytes | None]]
+) -> None:
+    """Send (key, value) pairs to a contract topic, in order, and wait for the acks."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for key, value in items:
+            await producer.send_and_wait(settings.topic(topic), value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def read_all(
+    settings: DagmonitorSettings,
+    topic: str,
+    *,
+    expect: int | None = None,
+    idle: float = 2.0,
+    timeout: float = 60.0,
+) -> list[tuple[str | None, dict[str, Any] | None]]:
+    """Every (key, decoded value) on a topic from the beginning.
+
+    Reads until ``expect`` records arrived, or (without ``expect``) until nothing new came for
+    ``idle`` seconds.
+    """
+    codec = default_codec()
+    consumer = AIOKafkaConsumer(
+        settings.topic(topic),
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[tuple[str | None, dict[str, Any] | None]] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last = loop.time()
+    try:
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                for m in messages:
+                    key = m.key.decode() if m.key is not None else None
+                    value = None if m.value is None else codec.decode(m.value).record
+                    records.append((key, value))
+                    last = loop.time()
+            if expect is not None and len(records) >= expect:
+                break
+            if expect is None and loop.time() - last > idle:
+                break
+    finally:
+        await consumer.stop()
+    return records
