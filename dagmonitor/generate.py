@@ -1,0 +1,329 @@
+"""Realistic synthetic police records for one municipality (``dagmonitor generate``).
+
+Everything is invented from a seeded random generator: Dutch street names, postcodes per
+district, MK codes in the proportions a Dutch city's daily BVH registrations roughly have
+(bicycle theft, shoplifting, youth nuisance and vandalism common; burglary and robbery rarer;
+a share of codes outside Bijlage 1 and of neighbouring municipalities), persons in the roles
+the offence implies, vehicles where the code involves one, and some later versions of the same
+registration. The same seed and date give the same records.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+@dataclass(frozen=True)
+class District:
+    code: str
+    name: str
+    postcode_prefixes: tuple[str, ...]
+    neighbourhoods: tuple[str, ...]
+
+
+# Utrecht (GM0344): its ten wijken with their postcode areas.
+DISTRICTS = (
+    District("WK034400", "West", ("3531", "3532", "3533"), ("Oog in Al", "Lombok", "Halve Maan")),
+    District("WK034401", "Noordwest", ("3552", "3553", "3554", "3555"), ("Zuilen", "Ondiep")),
+    District("WK034402", "Overvecht", ("3561", "3562", "3563", "3564"), ("Tigris", "Zamenhof")),
+    District("WK034403", "Noordoost", ("3571", "3572", "3573"), ("Tuinwijk", "Wittevrouwen")),
+    District(
+        "WK034404", "Oost", ("3581", "3582", "3583", "3584"), ("Watervogelbuurt", "Rijnsweerd")
+    ),
+    District("WK034405", "Binnenstad", ("3511", "3512"), ("Domplein e.o.", "Wijk C")),
+    District("WK034406", "Zuid", ("3523", "3524", "3525"), ("Hoograven", "Tolsteeg")),
+    District("WK034407", "Zuidwest", ("3526", "3527"), ("Kanaleneiland", "Transwijk")),
+    District(
+        "WK034408",
+        "Leidsche Rijn",
+        ("3541", "3542", "3543", "3544", "3545"),
+        ("Terwijde", "Parkwijk"),
+    ),
+    District(
+        "WK034409", "Vleuten-De Meern", ("3451", "3452", "3453", "3454"), ("Vleuten", "De Meern")
+    ),
+)
+STREETS = (
+    "Kerkstraat",
+    "Dorpsstraat",
+    "Molenweg",
+    "Stationsweg",
+    "Schoolstraat",
+    "Julianalaan",
+    "Wilhelminastraat",
+    "Oranjelaan",
+    "Beatrixstraat",
+    "Lindelaan",
+    "Eikenlaan",
+    "Nieuwegracht",
+    "Oudegracht",
+    "Biltstraat",
+    "Amsterdamsestraatweg",
+    "Vleutenseweg",
+    "Kanaalweg",
+    "Marnixlaan",
+    "Croeselaan",
+    "Europalaan",
+    "Vasco da Gamalaan",
+    "Zamenhofdreef",
+    "Gageldijk",
+    "Merelstraat",
+    "Prinses Irenelaan",
+    "Koningsweg",
+    "Burgemeester Norbruislaan",
+)
+FIRST_NAMES = (
+    "Daan",
+    "Sem",
+    "Lucas",
+    "Levi",
+    "Finn",
+    "Noah",
+    "Emma",
+    "Julia",
+    "Tess",
+    "Sophie",
+    "Anna",
+    "Mohammed",
+    "Yassin",
+    "Fatima",
+    "Noor",
+    "Sanne",
+    "Lotte",
+    "Thijs",
+    "Ruben",
+    "Eva",
+    "Mila",
+)
+SURNAMES = (
+    ("de", "Jong"),
+    (None, "Jansen"),
+    ("de", "Vries"),
+    ("van den", "Berg"),
+    ("van", "Dijk"),
+    (None, "Bakker"),
+    (None, "Visser"),
+    (None, "Smit"),
+    (None, "Meijer"),
+    ("de", "Boer"),
+    (None, "Mulder"),
+    ("de", "Groot"),
+    (None, "Bos"),
+    ("van der", "Linden"),
+    (None, "El Amrani"),
+    (None, "Yilmaz"),
+    (None, "Hendriks"),
+    ("van", "Leeuwen"),
+    (None, "Dekker"),
+    (None, "Brouwer"),
+)
+NEIGHBOURS = ("GM0307", "GM0310", "GM0356", "GM1904")  # Amersfoort, De Bilt, Nieuwegein, ...
+
+# (code, weight): rough shares of a city's daily registrations; codes outside Bijlage 1 last.
+MK_WEIGHTS: tuple[tuple[str, int], ...] = (
+    ("A72", 120),
+    ("A50", 70),
+    ("E35", 90),
+    ("C40", 45),
+    ("C50", 35),
+    ("A10", 55),
+    ("A20", 35),
+    ("A30", 15),
+    ("A34", 15),
+    ("A21", 10),
+    ("A40", 25),
+    ("A70", 10),
+    ("A73", 20),
+    ("A76", 6),
+    ("A22", 8),
+    ("A23", 8),
+    ("B70", 8),
+    ("B20", 2),
+    ("B40", 3),
+    ("B72", 1),
+    ("C10", 25),
+    ("C20", 8),
+    ("E11", 15),
+    ("E16", 40),
+    ("E36", 10),
+    ("E38", 25),
+    ("E41", 8),
+    ("F11", 4),
+    ("F12", 6),
+    ("F13", 4),
+    ("F41", 8),
+    ("F46", 6),
+    ("F530", 25),
+    ("M061", 12),
+    ("M131", 6),
+    ("E33", 40),
+    ("D10", 30),
+    ("F21", 10),
+    ("G11", 15),
+    ("H13", 10),
+)
+VEHICLE_CODES = {
+    "A70": ("PASSENGER_CAR",),
+    "A73": ("MOPED", "SCOOTER"),
+    "A76": ("VAN",),
+    "A72": ("BICYCLE",),
+    "A10": ("PASSENGER_CAR",),
+    "B10": ("PASSENGER_CAR",),
+}
+BURGLARY = {"A20", "A21", "A30", "A34", "B20", "B30", "B72"}
+THEFT_OR_VIOLENCE_PREFIXES = ("A", "B", "C", "F1")
+_PLATE_LETTERS = "BDFGHJKLNPRSTVXZ"
+
+
+class Generator:
+    """Generates records for ``municipality`` on ``day`` (local Amsterdam time)."""
+
+    def __init__(self, seed: int, day: date, municipality: str = "GM0344") -> None:
+        self.random = random.Random(seed)
+        self.day = day
+        self.municipality = municipality
+        self.year = day.year
+        codes, weights = zip(*MK_WEIGHTS, strict=True)
+        self._codes = codes
+        self._weights = weights
+        # E35 reports cluster in a few hot postcodes, as youth nuisance does.
+        self._hot_postcodes = [self._postcode(self.random.choice(DISTRICTS)) for _ in range(3)]
+
+    def incidents(self, count: int) -> Iterator[dict[str, Any]]:
+        for sequence in range(1, count + 1):
+            incident = self._incident(sequence)
+            yield incident
+            if self.random.random() < 0.05:  # a later correction of the same registration
+                update = dict(incident, version=2, event_id=f"{incident['event_id']}-v2")
+                update["mk_description"] = incident["mk_description"]
+                yield update
+
+    def notices(self, count: int) -> Iterator[dict[str, Any]]:
+        for sequence in range(1, count + 1):
+            start = datetime.combine(self.day, time(8), AMSTERDAM).astimezone(UTC)
+            districts = sorted({d.code for d in self.random.sample(DISTRICTS, 2)})
+            yield {
+                "notice_id": f"NTC-{self.year}-{sequence:06d}",
+                "version": 1,
+                "kind": self.random.choice(["REPEAT_OFFENDER", "AREA_BAN", "KNOWN_OFFENDER"]),
+                "person": self._person("INVOLVED"),
+                "district_codes": districts,
+                "valid_from": _iso(start),
+                "valid_until": _iso(start + timedelta(days=self.random.choice([90, 180, 365]))),
+                "mk_codes": self.random.sample(["A50", "A72", "E35", "F12", "A10"], 2),
+            }
+
+    def _incident(self, sequence: int) -> dict[str, Any]:
+        rnd = self.random
+        code = rnd.choices(self._codes, self._weights)[0]
+        district = rnd.choice(DISTRICTS)
+        local = datetime.combine(self.day, time(0), AMSTERDAM) + timedelta(
+            seconds=rnd.randrange(24 * 3600)
+        )
+        reported = local.astimezone(UTC)
+        municipality = self.municipality if rnd.random() > 0.05 else rnd.choice(NEIGHBOURS)
+        postcode: str | None = (
+            rnd.choice(self._hot_postcodes) if code == "E35" else self._postcode(district)
+        )
+        if rnd.random() < 0.03:
+            postcode = None
+        registration = f"PL0900-{self.year}{sequence:06d}"
+        return {
+            "event_id": f"EVT-{registration}-1",
+            "registration_number": registration,
+            "version": 1,
+            "mk_code": code if rnd.random() > 0.05 else f" {code.lower()} ",
+            "mk_description": None,
+            "reported_at": _iso(reported),
+            "committed_from": _iso(reported - timedelta(hours=rnd.randrange(1, 12))),
+            "committed_until": _iso(reported - timedelta(minutes=rnd.randrange(0, 50))),
+            "location": {
+                "street": rnd.choice(STREETS),
+                "house_number": rnd.randrange(1, 250),
+                "house_number_suffix": rnd.choice([None, None, None, "A", "bis", "2"]),
+                "postcode": _spaced(postcode, rnd) if postcode else None,
+                "city": "Utrecht" if municipality == self.municipality else "Elders",
+                "municipality_code": municipality,
+                "district_code": district.code,
+                "district_name": district.name,
+                "neighbourhood_code": f"BU{district.code[2:]}{rnd.randrange(10):02d}",
+                "neighbourhood_name": rnd.choice(district.neighbourhoods),
+            },
+            "persons": self._persons(code),
+            "vehicles": self._vehicles(code),
+            "modus_operandi": self._modus_operandi(code),
+        }
+
+    def _persons(self, code: str) -> list[dict[str, Any]]:
+        rnd = self.random
+        persons = [self._person("REPORTER")]
+        if code in BURGLARY or code.startswith(("A", "B")):
+            persons.append(self._person("VICTIM"))
+        if code.startswith(THEFT_OR_VIOLENCE_PREFIXES) and rnd.random() < 0.35:
+            persons.append(self._person("SUSPECT"))
+        if rnd.random() < 0.15:
+            persons.append(self._person("WITNESS"))
+        if code == "E35" and rnd.random() < 0.3:
+            persons.append(self._person("INVOLVED"))
+        return persons
+
+    def _person(self, role: str) -> dict[str, Any]:
+        rnd = self.random
+        prefix, surname = rnd.choice(SURNAMES)
+        district = rnd.choice(DISTRICTS)
+        return {
+            "role": role,
+            "first_names": rnd.choice(FIRST_NAMES),
+            "surname_prefix": prefix,
+            "surname": surname,
+            "birth_date": date(
+                rnd.randrange(1950, 2010), rnd.randrange(1, 13), rnd.randrange(1, 29)
+            ).isoformat(),
+            "address": {
+                "street": rnd.choice(STREETS),
+                "house_number": rnd.randrange(1, 250),
+                "house_number_suffix": None,
+                "postcode": self._postcode(district),
+                "city": "Utrecht",
+            },
+            "phone": f"06{rnd.randrange(10**7, 10**8)}",
+            "photo_ref": f"bvh://photos/{rnd.randrange(10**9):09d}" if role == "SUSPECT" else None,
+        }
+
+    def _vehicles(self, code: str) -> list[dict[str, Any]]:
+        kinds = VEHICLE_CODES.get(code)
+        if not kinds:
+            return []
+        stolen = code not in ("A10", "B10")  # theft from a car: the car itself is not stolen
+        return [{"plate": self._plate(), "kind": self.random.choice(kinds), "stolen": stolen}]
+
+    def _modus_operandi(self, code: str) -> str | None:
+        if code in BURGLARY:
+            return self.random.choice(
+                ["Achterdeur geforceerd", "Raam ingeslagen", "Cilinder afgebroken", "Via balkon"]
+            )
+        return None
+
+    def _postcode(self, district: District) -> str:
+        letters = "".join(self.random.choice("ABCEGHJKLMNPRTVWXZ") for _ in range(2))
+        return f"{self.random.choice(district.postcode_prefixes)}{letters}"
+
+    def _plate(self) -> str:
+        rnd = self.random
+        letters = "".join(rnd.choice(_PLATE_LETTERS) for _ in range(3))
+        return f"{letters[:2]}-{rnd.randrange(100, 999)}-{letters[2]}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _spaced(postcode: str, rnd: random.Random) -> str:
+    return f"{postcode[:4]} {postcode[4:]}" if rnd.random() < 0.5 else postcode

@@ -1,0 +1,109 @@
+"""Verbs on the police side: ``dagmonitor generate`` and ``dagmonitor publish``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import Progress
+
+from dagmonitor.codec import default_codec
+from dagmonitor.errors import CodecError
+from dagmonitor.generate import AMSTERDAM, Generator
+from dagmonitor.jsonio import InputError, record_from_json
+from dagmonitor.settings import DagmonitorSettings
+from dagmonitor.telemetry import inject_trace_headers
+from services.ingest.pipeline import INCIDENTS, NOTICES, Kind
+
+
+@click.command()
+@click.option("--count", type=click.IntRange(min=0), default=500, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Default: yesterday.")
+@click.option("--notices", type=click.IntRange(min=0), default=0, help="Person notices too.")
+def generate(count: int, seed: int, day: datetime | None, notices: int) -> None:
+    """Print realistic synthetic incidents (JSON Lines) for the configured municipality."""
+    settings = DagmonitorSettings.load()
+    when: date = day.date() if day else datetime.now(AMSTERDAM).date() - timedelta(days=1)
+    generator = Generator(seed, when, settings.municipality_code)
+    for record in generator.incidents(count):
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    for notice in generator.notices(notices):
+        sys.stdout.write(json.dumps(notice, ensure_ascii=False) + "\n")
+
+
+def encode_line(line: str) -> tuple[Kind, bytes, bytes]:
+    """One JSON line as (kind, key, single-object bytes); raises InputError or CodecError."""
+    try:
+        document: Any = json.loads(line)
+    except json.JSONDecodeError:
+        raise InputError("", "not valid JSON") from None
+    if not isinstance(document, dict):
+        raise InputError("", "not a JSON object")
+    kind = INCIDENTS if "registration_number" in document else NOTICES
+    record = record_from_json(kind.schema, document)
+    return kind, str(record[kind.key_field]).encode(), default_codec().encode(kind.schema, record)
+
+
+async def publish_file(
+    settings: DagmonitorSettings, path: Path, *, quiet: bool = False
+) -> dict[str, int]:
+    """Publish every valid line of ``path`` to ``bvh.*``; returns counts per outcome."""
+    from aiokafka import AIOKafkaProducer
+
+    lines = (
+        path.read_text(encoding="utf-8").splitlines()
+        if str(path) != "-"
+        else sys.stdin.read().splitlines()
+    )
+    counts = {"published": 0, "refused": 0}
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        client_id="dagmonitor-publish",
+    )
+    await producer.start()
+    try:
+        with Progress(disable=quiet, transient=True) as progress:
+            task = progress.add_task("publishing", total=len(lines))
+            pending = []
+            for number, line in enumerate(lines, start=1):
+                progress.advance(task)
+                if not line.strip():
+                    continue
+                try:
+                    kind, key, value = encode_line(line)
+                except (InputError, CodecError) as exc:
+                    counts["refused"] += 1
+                    click.echo(f"line {number}: refused: {exc}", err=True)
+                    continue
+                pending.append(
+                    await producer.send(
+                        settings.topic(kind.source), value, key=key, headers=inject_trace_headers()
+                    )
+                )
+                counts["published"] += 1
+            await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return counts
+
+
+@click.command()
+@click.argument("path", type=click.Path(allow_dash=True, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def publish(path: Path, quiet: bool) -> None:
+    """Publish JSON Lines of IncidentEvent / PersonNotice to bvh.incidents / bvh.persons."""
+    settings = DagmonitorSettings.load()
+    started = datetime.now(UTC)
+    counts = asyncio.run(publish_file(settings, path, quiet=quiet))
+    seconds = (datetime.now(UTC) - started).total_seconds()
+    click.echo(f"published {counts['published']}, refused {counts['refused']} in {seconds:.1f} s")
+    if counts["refused"]:
+        sys.exit(1)
