@@ -92,7 +92,7 @@ def normalise_postcode(postcode: str | None) -> str | None:
     """A Dutch postcode as ``1234AB``; None when absent or not a valid Dutch postcode."""
     if postcode is None:
         return None
-    match = _POSTCODE.match(unicodedata.normalize("NFKC", postcode).strip().upper())
+    match = _POSTCODE.fullmatch(unicodedata.normalize("NFKC", postcode).strip().upper())
     if match is None or match.group(2) in _UNUSED_POSTCODE_LETTERS:
         return None
     return match.group(1) + match.group(2)

@@ -38,15 +38,15 @@ def validate_incident(
 ) -> None:
     """Check an ``IncidentEvent`` (already schema-valid) or raise ``InvalidRecord``."""
     _identifier(event["event_id"], "event_id")
-    if not REGISTRATION_NUMBER.match(event["registration_number"]):
+    if not REGISTRATION_NUMBER.fullmatch(event["registration_number"]):
         raise InvalidRecord(
             Reason.INVALID_REGISTRATION_NUMBER,
-            "registration_number: expected PLdddd-dddddddddd (e.g. PL0900-2026012345)",
+            "registration_number: expected PL, 4 digits, a hyphen and 10 digits",
         )
     _version(event["version"])
-    if not MK_CODE.match(event["mk_code"].strip().upper()):
+    if not MK_CODE.fullmatch(event["mk_code"].strip().upper()):
         raise InvalidRecord(Reason.INVALID_MK_CODE, "mk_code: expected a letter and 2-4 digits")
-    if not MUNICIPALITY_CODE.match(event["location"]["municipality_code"].strip().upper()):
+    if not MUNICIPALITY_CODE.fullmatch(event["location"]["municipality_code"].strip().upper()):
         raise InvalidRecord(
             Reason.INVALID_MUNICIPALITY_CODE,
             "location.municipality_code: expected a CBS code GMdddd",
@@ -82,14 +82,14 @@ def validate_notice(
     if not notice["district_codes"]:
         raise InvalidRecord(Reason.INVALID_FIELD, "district_codes: empty")
     for index, code in enumerate(notice.get("mk_codes") or ()):
-        if not MK_CODE.match(code.strip().upper()):
+        if not MK_CODE.fullmatch(code.strip().upper()):
             raise InvalidRecord(
                 Reason.INVALID_MK_CODE, f"mk_codes[{index}]: expected a letter and 2-4 digits"
             )
 
 
 def _identifier(value: str, field: str) -> None:
-    if not IDENTIFIER.match(value):
+    if not IDENTIFIER.fullmatch(value):
         raise InvalidRecord(
             Reason.INVALID_IDENTIFIER, f"{field}: 1-128 characters of A-Z a-z 0-9 . _ : -"
         )
