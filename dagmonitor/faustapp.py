@@ -37,6 +37,9 @@ def create_app(settings: DagmonitorSettings, service: str, **conf: Any) -> faust
         "broker_commit_interval": 1.0,
         "topic_replication_factor": 1,
         "table_standby_replicas": 0,
+        # A killed worker's partitions move to a live one within ~10 s, not faust's 60 s.
+        "broker_session_timeout": 10.0,
+        "broker_heartbeat_interval": 1.0,
     }
     options.update(conf)
     return faust.App(settings.group(service), **options)
@@ -70,3 +73,12 @@ async def run_app(app: faust.App, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         await app.stop()
+
+
+def app_ready(app: faust.App) -> bool:
+    """Started, and holding a partition assignment (so records are being consumed)."""
+    try:
+        return bool(app.started and app.consumer.assignment())
+    except Exception:
+        # The consumer does not exist before the app starts: not ready.
+        return False

@@ -28,13 +28,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.types import EventT, Message, StreamT, TableT
 from opentelemetry import trace
 
 from dagmonitor import topics
 from dagmonitor.codec import ESCALATION, INCIDENT_EVENT, PERSON_NOTICE, Codec, default_codec
 from dagmonitor.deadletter import DeadLetters, Reason, Source, reason_for
 from dagmonitor.errors import CodecError
-from dagmonitor.faustapp import FaustProducer, create_app, run_app
+from dagmonitor.faustapp import FaustProducer, app_ready, create_app, run_app
 from dagmonitor.service import run_service
 from dagmonitor.streaming import TRANSIENT_ERRORS, RecordRejected
 from dagmonitor.telemetry import (
@@ -61,7 +62,7 @@ from services.classifier.policy import (
 SERVICE = "classifier"
 E35_TOPIC = "classifier-e35-by-postcode"
 _log = get_logger(__name__)
-Handler = Callable[[faust.types.EventT], Any]
+Handler = Callable[[EventT], Any]
 
 
 def _ms(moment: datetime) -> int:
@@ -72,19 +73,19 @@ def _from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def _record_time(message: faust.types.Message) -> datetime:
+def _record_time(message: Message) -> datetime:
     """The input record's Kafka timestamp: "now" for the policy, identical on a replay."""
     return datetime.fromtimestamp(message.timestamp, tz=UTC)
 
 
-def _headers(message: faust.types.Message) -> list[tuple[str, bytes]]:
+def _headers(message: Message) -> list[tuple[str, bytes]]:
     headers = message.headers or ()
     if isinstance(headers, Mapping):
         return list(headers.items())
     return [(str(k), bytes(v)) for k, v in headers]
 
 
-def _key(message: faust.types.Message) -> bytes:
+def _key(message: Message) -> bytes:
     if message.key is None:
         raise RecordRejected(Reason.KEY_MISMATCH, "record without a key")
     return bytes(message.key)
@@ -109,7 +110,7 @@ class Classifier:
         json_schema: faust.Schema = faust.Schema(key_serializer="raw", value_serializer="json")
         escalations_spec = topics.get("escalations.approved")
 
-        def table(name: str, source: str) -> faust.types.TableT:
+        def table(name: str, source: str) -> TableT:
             return self.app.Table(
                 name, partitions=topics.get(source).partitions, schema=json_schema
             )
@@ -122,7 +123,6 @@ class Classifier:
             f"{self.app.conf.id}-{E35_TOPIC}",
             partitions=escalations_spec.partitions,
             internal=True,
-            schema=json_schema,
         )
         for name, source, handler in (
             ("incidents", "ingest.incidents", self._on_incident),
@@ -136,14 +136,14 @@ class Classifier:
     # -- plumbing --------------------------------------------------------------------------
 
     def _agent(self, source: str, handler: Handler) -> Callable[[Any], Any]:
-        async def agent(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
+        async def agent(stream: StreamT[Any]) -> AsyncIterator[None]:
             async for event in stream.events():
                 await self._guarded(source, event, handler)
                 yield None
 
         return agent
 
-    async def _guarded(self, source: str, event: faust.types.EventT, handler: Handler) -> None:
+    async def _guarded(self, source: str, event: EventT, handler: Handler) -> None:
         """Run ``handler`` for one event: retry transient failures, dead-letter bad records."""
         message = event.message
         RECORDS_IN.labels(SERVICE, source).inc()
@@ -209,7 +209,7 @@ class Classifier:
 
     # -- incidents -------------------------------------------------------------------------
 
-    async def _on_incident(self, event: faust.types.EventT) -> None:
+    async def _on_incident(self, event: EventT) -> None:
         message = event.message
         key = _key(message)
         previous = self.incident_outputs.get(key)
@@ -269,7 +269,7 @@ class Classifier:
 
     # -- E35 per postcode ------------------------------------------------------------------
 
-    async def _on_e35(self, event: faust.types.EventT) -> None:
+    async def _on_e35(self, event: EventT) -> None:
         message = event.message
         key = _key(message)
         envelope = json.loads(message.value or b"null")
@@ -302,7 +302,7 @@ class Classifier:
         await self._send(entries)
         self.e35_windows[key] = new_state
 
-    async def _on_escalation(self, event: faust.types.EventT) -> None:
+    async def _on_escalation(self, event: EventT) -> None:
         message = event.message
         key = _key(message)
         if message.value is None:
@@ -313,7 +313,7 @@ class Classifier:
 
     # -- person notices --------------------------------------------------------------------
 
-    async def _on_notice(self, event: faust.types.EventT) -> None:
+    async def _on_notice(self, event: EventT) -> None:
         message = event.message
         key = _key(message)
         previous = self.notice_outputs.get(key)
@@ -337,7 +337,7 @@ class Classifier:
     # -- running ---------------------------------------------------------------------------
 
     async def ready(self) -> bool:
-        return self.started
+        return self.started and app_ready(self.app)
 
     async def run(self, stop: asyncio.Event) -> None:
         self.started = True

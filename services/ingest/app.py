@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.types import StreamT, TableT
 from opentelemetry import trace
 
 from dagmonitor import topics
 from dagmonitor.codec import Codec, default_codec
 from dagmonitor.deadletter import DeadLetters, Reason, Source, reason_for
 from dagmonitor.errors import CodecError
-from dagmonitor.faustapp import FaustProducer, create_app, run_app
+from dagmonitor.faustapp import FaustProducer, app_ready, create_app, run_app
 from dagmonitor.service import run_service
 from dagmonitor.streaming import TRANSIENT_ERRORS
 from dagmonitor.telemetry import (
@@ -60,7 +61,7 @@ class Ingest:
         self.dead_letters = DeadLetters(
             self.producer, service=SERVICE, topic_prefix=settings.topic_prefix, codec=self.codec
         )
-        self.tables: dict[str, faust.types.TableT] = {}
+        self.tables: dict[str, TableT] = {}
         self.started = False
         self._tracer = trace.get_tracer("dagmonitor.ingest")
         for kind in KINDS:
@@ -76,8 +77,8 @@ class Ingest:
             self.tables[kind.name] = table
             self.app.agent(source, name=f"ingest-{kind.name}")(self._agent(kind, table))
 
-    def _agent(self, kind: Kind, table: faust.types.TableT) -> Callable[[Any], Any]:
-        async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+    def _agent(self, kind: Kind, table: TableT) -> Callable[[Any], Any]:
+        async def agent(stream: StreamT[bytes]) -> AsyncIterator[None]:
             async for event in stream.events():
                 message = event.message
                 await self._with_retry(
@@ -95,7 +96,7 @@ class Ingest:
     async def _with_retry(
         self,
         kind: Kind,
-        table: faust.types.TableT,
+        table: TableT,
         key: bytes | None,
         raw: bytes | None,
         source: Source,
@@ -114,7 +115,7 @@ class Ingest:
     async def handle(
         self,
         kind: Kind,
-        table: faust.types.TableT,
+        table: TableT,
         key: bytes | None,
         raw: bytes | None,
         source: Source,
@@ -163,7 +164,7 @@ class Ingest:
             return verdict
 
     async def _withdraw(
-        self, kind: Kind, table: faust.types.TableT, key: bytes | None, source: Source
+        self, kind: Kind, table: TableT, key: bytes | None, source: Source
     ) -> Verdict | None:
         """A tombstone from the police withdraws the registration: pass it on, keyed."""
         if key is None:
@@ -190,7 +191,7 @@ class Ingest:
         )
 
     async def ready(self) -> bool:
-        return self.started and self.app.producer is not None
+        return self.started and app_ready(self.app)
 
     async def run(self, stop: asyncio.Event) -> None:
         self.started = True
