@@ -88,7 +88,9 @@ def topics_list() -> None:
 
 # -- verbs of the services: each service keeps its click commands in services/<name>/cli.py
 # and registers them here, one line each.
+from services.distributor.cli import report  # noqa: E402
 
+cli.add_command(report)
 
 from services.classifier.cli import classify  # noqa: E402
 from services.ingest.cli import generate, publish  # noqa: E402

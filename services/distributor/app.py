@@ -1,0 +1,161 @@
+"""Wiring of the distributor: consumers, scheduler, notice batcher, outbox sender, relay.
+
+``python -m services.distributor`` runs it (HTTP on the contract's port 8084 for /metrics,
+/healthz, /readyz). The same parts serve ``dagmonitor report``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from dagmonitor.db import create_pool, migrate
+from dagmonitor.deadletter import DeadLetters
+from dagmonitor.service import run_service
+from dagmonitor.streaming import Outputs, RecordConsumer, new_producer
+from dagmonitor.telemetry import get_logger
+from services.distributor.config import DistributorSettings
+from services.distributor.dispatch import Dispatcher
+from services.distributor.intake import TOPICS, Intake
+from services.distributor.relay import ProvisionRelay
+from services.distributor.scheduler import Scheduler
+from services.distributor.sender import Checkpoint, Clock, OutboxSender, no_checkpoint, utc_now
+from services.distributor.store import Store
+
+SERVICE = "distributor"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+_log = get_logger(__name__)
+
+
+async def open_store(settings: DistributorSettings) -> Store:
+    """Migrate the schema and open a pool on it."""
+    url = settings.database_url.get_secret_value()
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn, settings.db_schema, MIGRATIONS)
+    finally:
+        await conn.close()
+    return Store(await create_pool(url, schema=settings.db_schema, min_size=1, max_size=8))
+
+
+class Distributor:
+    """All parts of the running service; ``start``, ``run(stop)``, ``close``."""
+
+    def __init__(
+        self,
+        settings: DistributorSettings,
+        *,
+        clock: Clock = utc_now,
+        checkpoint: Checkpoint = no_checkpoint,
+    ) -> None:
+        settings.smtp_endpoint()  # refuse to start on an SMTP URL that breaks the rules
+        self.settings = settings
+        self._clock = clock
+        self._checkpoint = checkpoint
+        self.store: Store | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.consumer: RecordConsumer | None = None
+        self.sender: OutboxSender | None = None
+        self.relay: ProvisionRelay | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.scheduler: Scheduler | None = None
+
+    async def start(self) -> None:
+        settings = self.settings
+        self.store = await open_store(settings)
+        self.producer = new_producer(settings, SERVICE)
+        await self.producer.start()
+        outputs = Outputs(self.producer, settings, SERVICE)
+        self.relay = ProvisionRelay(
+            self.store,
+            outputs,
+            settings,
+            schema=settings.db_schema,
+            checkpoint=self._checkpoint,
+        )
+        self.sender = OutboxSender(
+            self.store,
+            settings,
+            clock=self._clock,
+            checkpoint=self._checkpoint,
+            on_sent=self.relay.wake.set,
+        )
+        self.dispatcher = Dispatcher(
+            self.store,
+            settings,
+            clock=self._clock,
+            checkpoint=self._checkpoint,
+            on_stored=self.sender.wake.set,
+        )
+        self.scheduler = Scheduler(self.dispatcher, settings, clock=self._clock)
+        letters = DeadLetters(self.producer, service=SERVICE, topic_prefix=settings.topic_prefix)
+        self.consumer = RecordConsumer(
+            settings,
+            service=SERVICE,
+            topics=TOPICS,
+            handler=Intake(self.store).handle,
+            dead_letters=letters,
+        )
+        await self.consumer.start()
+        _log.info("distributor_started", **settings.describe())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every part until ``stop``; a part that crashes stops the others (and the process
+        exits non-zero, so the orchestrator restarts it)."""
+        assert self.consumer and self.scheduler and self.sender and self.relay
+        tasks = [
+            asyncio.create_task(self.consumer.run(stop), name="consumer"),
+            asyncio.create_task(self.scheduler.run_daily(stop), name="scheduler"),
+            asyncio.create_task(self.scheduler.run_notices(stop), name="notices"),
+            asyncio.create_task(self.sender.run(stop), name="sender"),
+            asyncio.create_task(self.relay.run(stop), name="relay"),
+        ]
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        stopper.cancel()
+        for task, result in zip(tasks, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                _log.error("part_crashed", part=task.get_name(), error=type(result).__name__)
+                raise result
+
+    async def close(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.store is not None:
+            await self.store.pool.close()
+
+    async def kafka_ready(self) -> bool:
+        return self.consumer is not None and await self.consumer.ready()
+
+    async def postgres_ready(self) -> bool:
+        return self.store is not None and await self.store.ping()
+
+
+async def main() -> None:
+    settings = DistributorSettings.load()
+    distributor = Distributor(settings)
+
+    async def body(stop: asyncio.Event) -> None:
+        try:
+            await distributor.start()
+            await distributor.run(stop)
+        finally:
+            with contextlib.suppress(Exception):
+                await distributor.close()
+
+    await run_service(
+        service=SERVICE,
+        settings=settings,
+        port=settings.http_port,
+        body=body,
+        checks={"kafka": distributor.kafka_ready, "postgres": distributor.postgres_ready},
+    )

@@ -1,0 +1,231 @@
+"""Making reports and notice batches: read, render, address to the entitled recipients, store.
+
+Each ``ensure_*`` is idempotent: a recipient who already has a stored message of the report
+(sent or not) is skipped, and the outbox refuses a second copy of the same identity anyway.
+Storing ends the dispatcher's job; the sender takes it from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dagmonitor.telemetry import get_logger
+from services.distributor.config import DistributorSettings
+from services.distributor.entitlements import Category, Recipient, entitled_recipients
+from services.distributor.metrics import RENDER_SECONDS, UNDELIVERABLE
+from services.distributor.outbox import OutboxMessage, address
+from services.distributor.rendering import (
+    Kind,
+    RecordRef,
+    Rendered,
+    render_daily,
+    render_hotspots,
+    render_notices,
+)
+from services.distributor.reports import (
+    Entry,
+    NoticeItem,
+    PostcodeCount,
+    person_item,
+    vehicle_item,
+    victim_item,
+)
+from services.distributor.schedule import Period, day_bounds, hotspot_period, local_date
+from services.distributor.sender import Checkpoint, Clock, no_checkpoint, utc_now
+from services.distributor.store import Store
+
+NO_ENTITLED_RECIPIENT = "no_entitled_recipient"
+
+NOTICE_SOURCES: Mapping[
+    Category, tuple[str, Callable[[Mapping[str, Any], ZoneInfo], NoticeItem]]
+] = {
+    Category.PERSON_NOTICE: ("persons.approved", person_item),
+    Category.VICTIM_NOTICE: ("victims.approved", victim_item),
+    Category.VEHICLE_NOTICE: ("vehicles.signals", vehicle_item),
+}
+"""Each notice category: the topic its records come from and how one is shown."""
+
+_log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an ``ensure_*`` call did for one report or batch."""
+
+    kind: str
+    period: str
+    category: Category
+    recipients: int
+    stored: int
+    records: int = 0
+
+
+def notice_batch_id(category: Category, day: date, refs: Sequence[RecordRef]) -> str:
+    """A batch's id, from its content: the same records always make the same batch id."""
+    digest = hashlib.sha256(
+        "\n".join(
+            f"{r.topic}\t{r.key}" for r in sorted(refs, key=lambda r: (r.topic, r.key))
+        ).encode()
+    )
+    return f"{category.value}.{day.isoformat()}.{digest.hexdigest()[:16]}"
+
+
+class Dispatcher:
+    """Renders and stores reports for the recipients entitled to them."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: DistributorSettings,
+        *,
+        clock: Clock = utc_now,
+        checkpoint: Checkpoint = no_checkpoint,
+        on_stored: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+        self._checkpoint = checkpoint
+        self._on_stored = on_stored
+
+    def _recipients(self, category: Category) -> list[Recipient]:
+        recipients = entitled_recipients(category, self._settings.recipients)
+        if not recipients:
+            UNDELIVERABLE.labels(category.value, NO_ENTITLED_RECIPIENT).inc()
+            _log.error("no_entitled_recipient", category=category.value)
+        return recipients
+
+    async def _missing(
+        self, kind: str, period: str, recipients: list[Recipient]
+    ) -> list[Recipient]:
+        have = await self._store.addresses_with_message(
+            kind, period, [r.address for r in recipients]
+        )
+        return [r for r in recipients if r.address not in have]
+
+    def _address_all(
+        self, rendered: Rendered, recipients: Sequence[Recipient]
+    ) -> list[OutboxMessage]:
+        now = self._clock()
+        return [
+            address(
+                rendered,
+                recipient,
+                sender=self._settings.smtp_from,
+                domain=self._settings.message_id_domain,
+                date=now,
+            )
+            for recipient in recipients
+        ]
+
+    async def _store_rendered(
+        self,
+        messages: list[OutboxMessage],
+        *,
+        batch: tuple[str, Sequence[RecordRef]] | None = None,
+    ) -> int:
+        self._checkpoint("rendered")
+        stored = await self._store.store_messages(messages, batch=batch)
+        self._checkpoint("stored")
+        if stored:
+            self._on_stored()
+        return stored
+
+    async def ensure_daily(self, day: date) -> Outcome:
+        """The daily Dagmonitor of local ``day`` for every entitled recipient lacking it."""
+        category = Category.DAGMONITOR_DAILY
+        period = day.isoformat()
+        recipients = self._recipients(category)
+        todo = await self._missing(Kind.DAILY, period, recipients)
+        if not todo:
+            return Outcome(Kind.DAILY, period, category, len(recipients), 0)
+        entries = await self._store.entries_between(*day_bounds(day, self._settings.tz))
+        messages = await asyncio.to_thread(self._render_daily, day, entries, todo)
+        stored = await self._store_rendered(messages)
+        _log.info(
+            "report_stored", kind=Kind.DAILY, period=period, recipients=stored, records=len(entries)
+        )
+        return Outcome(Kind.DAILY, period, category, len(recipients), stored, len(entries))
+
+    def _render_daily(
+        self, day: date, entries: list[Entry], todo: list[Recipient]
+    ) -> list[OutboxMessage]:
+        started = time.perf_counter()
+        messages = self._address_all(render_daily(day, entries, self._settings.tz), todo)
+        RENDER_SECONDS.labels(Kind.DAILY).observe(time.perf_counter() - started)
+        return messages
+
+    async def ensure_hotspots(self, last_day: date) -> Outcome:
+        """The cumulative Dagmonitor of the 14 local days ending with ``last_day``."""
+        category = Category.HOTSPOTS
+        period = hotspot_period(last_day)
+        recipients = self._recipients(category)
+        todo = await self._missing(Kind.HOTSPOTS, period.label(), recipients)
+        if not todo:
+            return Outcome(Kind.HOTSPOTS, period.label(), category, len(recipients), 0)
+        counts = await self._store.postcode_counts(*period.bounds(self._settings.tz))
+        messages = await asyncio.to_thread(self._render_hotspots, period, counts, todo)
+        stored = await self._store_rendered(messages)
+        total = sum(c.count for c in counts)
+        _log.info(
+            "report_stored",
+            kind=Kind.HOTSPOTS,
+            period=period.label(),
+            recipients=stored,
+            records=total,
+        )
+        return Outcome(Kind.HOTSPOTS, period.label(), category, len(recipients), stored, total)
+
+    def _render_hotspots(
+        self, period: Period, counts: list[PostcodeCount], todo: list[Recipient]
+    ) -> list[OutboxMessage]:
+        started = time.perf_counter()
+        rendered = render_hotspots(
+            period,
+            counts,
+            top=self._settings.hotspots_chart_top,
+            cid_domain=self._settings.message_id_domain,
+        )
+        messages = self._address_all(rendered, todo)
+        RENDER_SECONDS.labels(Kind.HOTSPOTS).observe(time.perf_counter() - started)
+        return messages
+
+    async def batch_notices(self) -> list[Outcome]:
+        """One batch per notice category with records waiting, to its entitled recipients.
+
+        Records of a category nobody may receive stay unbatched (and are reported each time):
+        they go out once an entitled recipient is configured.
+        """
+        outcomes = []
+        today = local_date(self._clock(), self._settings.tz)
+        for category, (_topic, to_item) in NOTICE_SOURCES.items():
+            waiting = await self._store.unbatched_notices(category.value)
+            if not waiting:
+                continue
+            recipients = self._recipients(category)
+            if not recipients:
+                continue
+            refs = [ref for ref, _ in waiting]
+            batch_id = notice_batch_id(category, today, refs)
+            items = [(ref, to_item(value, self._settings.tz)) for ref, value in waiting]
+            rendered = render_notices(category, batch_id, items)
+            messages = self._address_all(rendered, recipients)
+            stored = await self._store_rendered(messages, batch=(batch_id, refs))
+            _log.info(
+                "notice_batch_stored",
+                category=category.value,
+                batch_id=batch_id,
+                recipients=stored,
+                records=len(refs),
+            )
+            outcomes.append(
+                Outcome(Kind.NOTICE, batch_id, category, len(recipients), stored, len(refs))
+            )
+        return outcomes

@@ -1,0 +1,63 @@
+"""Consumed records into the distributor's tables: upsert by key (and version), tombstone = delete.
+
+A record whose key does not match its value is rejected to the dead-letter topic (the detail
+names the fields, never their values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dagmonitor.deadletter import Reason
+from dagmonitor.streaming import Incoming, RecordRejected
+from dagmonitor.telemetry import get_logger
+from services.distributor.entitlements import Category
+from services.distributor.metrics import RECORDS_STORED
+from services.distributor.store import Store
+
+ENTRIES_TOPIC = "dagmonitor.entries"
+NOTICE_TOPICS: Mapping[str, Category] = {
+    "persons.approved": Category.PERSON_NOTICE,
+    "victims.approved": Category.VICTIM_NOTICE,
+    "vehicles.signals": Category.VEHICLE_NOTICE,
+}
+TOPICS: tuple[str, ...] = (ENTRIES_TOPIC, *NOTICE_TOPICS)
+
+_log = get_logger(__name__)
+
+
+def expected_key(topic: str, value: Mapping[str, Any]) -> str:
+    """The key a record of ``topic`` must have (the topic table's key column)."""
+    if topic == ENTRIES_TOPIC:
+        return str(value["registration_number"])
+    if topic == "vehicles.signals":
+        return f"{value['registration_number']}:{value['plate']}"
+    return str(value["request_id"])
+
+
+class Intake:
+    """The consumer's handler."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def handle(self, record: Incoming) -> None:
+        topic = record.topic
+        if record.key is None:
+            raise RecordRejected(Reason.INVALID_FIELD, f"{topic}: record without a key")
+        if record.value is None:
+            deleted, purged = await self._store.delete_record(topic, record.key)
+            RECORDS_STORED.labels(topic, "deleted" if deleted else "absent").inc()
+            if purged:
+                _log.info("unsent_mails_purged", topic=topic, mails=purged)
+            return
+        if expected_key(topic, record.value) != record.key:
+            raise RecordRejected(Reason.INVALID_FIELD, f"{topic}: key does not match the value")
+        if topic == ENTRIES_TOPIC:
+            written = await self._store.upsert_entry(record.value)
+            RECORDS_STORED.labels(topic, "written" if written else "older_version").inc()
+        else:
+            category = NOTICE_TOPICS[topic]
+            await self._store.upsert_notice(topic, record.key, category.value, record.value)
+            RECORDS_STORED.labels(topic, "written").inc()

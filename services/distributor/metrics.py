@@ -1,0 +1,65 @@
+"""The distributor's Prometheus metrics. Labels are categories, states and reason codes only."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MAILS_SENT = Counter(
+    "dagmonitor_distributor_mails_sent_total",
+    "Mails the SMTP server accepted, by category.",
+    ["category"],
+)
+MAILS_RETRYING = Counter(
+    "dagmonitor_distributor_mails_retrying_total",
+    "Failed SMTP attempts that will be retried after a backoff, by category.",
+    ["category"],
+)
+MAILS_FAILED = Counter(
+    "dagmonitor_distributor_mails_failed_total",
+    "Mails that used up their SMTP attempts and wait in the outbox (state failed), by category.",
+    ["category"],
+)
+MAILS_RESENT_AFTER_CRASH = Counter(
+    "dagmonitor_distributor_mails_resent_after_crash_total",
+    "Mails found in state 'sending' after their sender died, re-sent with the same Message-ID.",
+    ["category"],
+)
+PROVISIONS = Counter(
+    "dagmonitor_distributor_provisions_total",
+    "Deliveries written to the provision register, by category.",
+    ["category"],
+)
+PROVISIONS_PUBLISHED = Counter(
+    "dagmonitor_distributor_provisions_published_total",
+    "Provision records published on distribution.provisions.",
+)
+PROVISIONS_BLOCKED = Counter(
+    "dagmonitor_distributor_provisions_blocked_total",
+    "Mails held back unsent, by reason (covenant_expired) and category; once per mail.",
+    ["reason", "category"],
+)
+UNDELIVERABLE = Counter(
+    "dagmonitor_distributor_undeliverable_total",
+    "Reports or notice batches not sent because no configured recipient is entitled.",
+    ["category", "reason"],
+)
+OUTBOX_BACKLOG = Gauge(
+    "dagmonitor_distributor_outbox_backlog",
+    "Unsent mails in the outbox, by state (pending, sending, failed).",
+    ["state"],
+)
+COVENANT_DAYS_REMAINING = Gauge(
+    "dagmonitor_covenant_days_remaining",
+    "Days the covenant still runs after today (negative: expired; nothing is provided).",
+)
+RECORDS_STORED = Counter(
+    "dagmonitor_distributor_records_total",
+    "Consumed records applied to the distributor's tables, by topic and outcome.",
+    ["topic", "outcome"],
+)
+RENDER_SECONDS = Histogram(
+    "dagmonitor_distributor_render_seconds",
+    "Time to render one report (all recipients), by kind.",
+    ["kind"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

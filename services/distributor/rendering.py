@@ -1,0 +1,187 @@
+"""Rendering reports into mail parts: Jinja2 templates (HTML autoescaped), CSV, chart.
+
+A ``Rendered`` report is the same for every recipient of it; ``mail.compose`` then makes one
+message per recipient. Rendering is CPU work: callers run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from services.distributor.chart import hotspot_chart
+from services.distributor.entitlements import LEGAL_BASIS, Category, purpose_of
+from services.distributor.reports import (
+    Entry,
+    NoticeItem,
+    PostcodeCount,
+    daily_csv,
+    group_daily,
+    rank_hotspots,
+)
+from services.distributor.schedule import Period
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+class Kind:
+    """Report kinds: the first part of a message's identity (kind, period, recipient)."""
+
+    DAILY = "daily"
+    HOTSPOTS = "hotspots"
+    NOTICE = "notice"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRef:
+    """A provided record: its contract topic and key (``nl.dagmonitor.RecordRef``)."""
+
+    topic: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A MIME part: an attachment (``filename``) or an inline image (``cid``)."""
+
+    maintype: str
+    subtype: str
+    data: bytes
+    filename: str | None = None
+    cid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One report, ready to be addressed: subject, both bodies, parts, and what it provides."""
+
+    kind: str
+    category: Category
+    period: str
+    """The report's period or batch id: with kind and recipient, it identifies a mail."""
+    subject: str
+    text: str
+    html: str
+    attachments: tuple[Part, ...] = ()
+    inline: tuple[Part, ...] = ()
+    records: tuple[RecordRef, ...] = field(default=())
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=lambda name: name is not None and name.endswith(".html.j2"),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+_ENV = _environment()
+
+
+def _render(name: str, **context: Any) -> str:
+    return _ENV.get_template(name).render(legal_basis=LEGAL_BASIS, **context)
+
+
+def _day_label(day: date) -> str:
+    return day.strftime("%d-%m-%Y")
+
+
+def render_daily(day: date, entries: Sequence[Entry], tz: ZoneInfo) -> Rendered:
+    """The daily Dagmonitor of local ``day``: by district, then postcode; CSV attached.
+
+    An empty day gives a short "no incidents" mail without attachment.
+    """
+    districts = group_daily(entries, tz)
+    context = {
+        "subject": f"Dagmonitor {_day_label(day)}",
+        "day_label": _day_label(day),
+        "districts": districts,
+        "total": len(entries),
+        "purpose": purpose_of(Category.DAGMONITOR_DAILY),
+        "period": day.isoformat(),
+    }
+    attachments: tuple[Part, ...] = ()
+    if entries:
+        csv = daily_csv(entries, tz)
+        attachments = (Part("text", "csv", csv, filename=f"dagmonitor-{day.isoformat()}.csv"),)
+    return Rendered(
+        kind=Kind.DAILY,
+        category=Category.DAGMONITOR_DAILY,
+        period=day.isoformat(),
+        subject=str(context["subject"]),
+        text=_render("daily.txt.j2", **context),
+        html=_render("daily.html.j2", **context),
+        attachments=attachments,
+        records=tuple(RecordRef("dagmonitor.entries", e.registration_number) for e in entries),
+    )
+
+
+def render_hotspots(
+    period: Period, counts: Sequence[PostcodeCount], *, top: int, cid_domain: str
+) -> Rendered:
+    """The bi-weekly cumulative Dagmonitor: ranked counts and a chart of the top postcodes.
+
+    It provides counts only, so it lists no record keys (the entries behind the counts were
+    provided, and registered, one by one in the daily reports).
+    """
+    hotspots = rank_hotspots(counts)
+    label = f"{_day_label(period.first)} t/m {_day_label(period.last)}"
+    cid = f"hotspots-chart.{period.last.isoformat()}@{cid_domain}"
+    chart = hotspot_chart(hotspots.postcodes[:top], f"Top {top} postcodes, {label}")
+    context = {
+        "subject": f"Cumulatieve Dagmonitor (hotspots) {label}",
+        "period_label": label,
+        "days": period.days,
+        "hotspots": hotspots,
+        "chart_cid": cid,
+        "purpose": purpose_of(Category.HOTSPOTS),
+        "period": period.label(),
+    }
+    return Rendered(
+        kind=Kind.HOTSPOTS,
+        category=Category.HOTSPOTS,
+        period=period.label(),
+        subject=str(context["subject"]),
+        text=_render("hotspots.txt.j2", **context),
+        html=_render("hotspots.html.j2", **context),
+        inline=(Part("image", "png", chart, filename="hotspots.png", cid=cid),),
+    )
+
+
+NOTICE_HEADINGS = {
+    Category.PERSON_NOTICE: "Goedgekeurde verstrekking: personen",
+    Category.VICTIM_NOTICE: "Goedgekeurde verstrekking: slachtoffers woninginbraak",
+    Category.VEHICLE_NOTICE: "Gestolen voertuigen (kentekens)",
+}
+
+
+def render_notices(
+    category: Category, batch_id: str, items: Sequence[tuple[RecordRef, NoticeItem]]
+) -> Rendered:
+    """A batch of notices of one category (persons, victims or vehicles)."""
+    heading = NOTICE_HEADINGS[category]
+    context = {
+        "subject": f"{heading} ({len(items)})",
+        "heading": heading,
+        "items": [item for _, item in items],
+        "purpose": purpose_of(category),
+        "period": batch_id,
+    }
+    return Rendered(
+        kind=Kind.NOTICE,
+        category=category,
+        period=batch_id,
+        subject=str(context["subject"]),
+        text=_render("notice.txt.j2", **context),
+        html=_render("notice.html.j2", **context),
+        records=tuple(ref for ref, _ in items),
+    )

@@ -1,0 +1,92 @@
+"""The report clock: the daily run at the configured local time, the hotspot run every 14 days,
+and the notice batches at their interval.
+
+At start the latest run that should already have happened is made sure of (idempotently), so
+a restart around 07:00 loses no report. Waits are cut into slices of at most a minute, so a
+suspended machine or a wall-clock jump delays a run by a minute at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+
+from dagmonitor.streaming import TRANSIENT_ERRORS
+from dagmonitor.telemetry import get_logger
+from services.distributor.config import DistributorSettings
+from services.distributor.dispatch import Dispatcher
+from services.distributor.schedule import (
+    daily_report_day,
+    is_hotspot_run_day,
+    last_daily_run,
+    local_date,
+    next_daily_run,
+)
+from services.distributor.sender import Clock, utc_now
+
+_log = get_logger(__name__)
+
+
+class Scheduler:
+    """Runs the daily and bi-weekly reports and the notice batcher until stopped."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        settings: DistributorSettings,
+        *,
+        clock: Clock = utc_now,
+        slice_seconds: float = 60.0,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._settings = settings
+        self._clock = clock
+        self._slice = slice_seconds
+
+    async def run_reports(self, run_at: datetime) -> None:
+        """The reports of one daily run: the previous day, and hotspots on their days."""
+        tz = self._settings.tz
+        day = daily_report_day(run_at, tz)
+        await self._dispatcher.ensure_daily(day)
+        if is_hotspot_run_day(local_date(run_at, tz), self._settings.hotspots_anchor_date):
+            await self._dispatcher.ensure_hotspots(day)
+
+    async def _run_reports_retrying(self, run_at: datetime, stop: asyncio.Event) -> None:
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                await self.run_reports(run_at)
+                return
+            except TRANSIENT_ERRORS as exc:
+                _log.warning("report_run_retrying", error=type(exc).__name__, retry_in_s=delay)
+                await _sleep(stop, delay)
+                delay = min(delay * 2, 60.0)
+
+    async def run_daily(self, stop: asyncio.Event) -> None:
+        settings = self._settings
+        catch_up = last_daily_run(self._clock(), settings.daily_report_time, settings.tz)
+        await self._run_reports_retrying(catch_up, stop)
+        while not stop.is_set():
+            run_at = next_daily_run(self._clock(), settings.daily_report_time, settings.tz)
+            _log.info("next_report_run", at=run_at.isoformat())
+            while not stop.is_set():
+                remaining = (run_at - self._clock()).total_seconds()
+                if remaining <= 0:
+                    break
+                await _sleep(stop, min(remaining, self._slice))
+            if not stop.is_set():
+                await self._run_reports_retrying(run_at, stop)
+
+    async def run_notices(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._dispatcher.batch_notices()
+            except TRANSIENT_ERRORS as exc:
+                _log.warning("notice_batch_failed", error=type(exc).__name__)
+            await _sleep(stop, self._settings.notice_interval_seconds)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -1,0 +1,281 @@
+"""The outbox sender: stored mails to SMTP, each exactly once per recipient where SMTP allows.
+
+Per message (docs/adr/0005-distributor-outbox.md):
+
+1. take a PostgreSQL session lock on the message (a live sender keeps it until it is done;
+   a dead sender's lock goes with its connection);
+2. commit state ``sending`` (attempts + 1);
+3. SMTP transaction; the server answers 250;
+4. commit state ``sent`` and the provision row, in one transaction, right after the 250.
+
+A crash before 3 leaves ``sending`` without a mail; a crash between 3 and 4 leaves
+``sending`` with a delivered mail. Nothing on our side tells the two apart, so ``recover``
+re-sends every ``sending`` row whose lock is free, with the same Message-ID and bytes, and
+counts it (``..._resent_after_crash_total``): no mail is ever lost; in the one window of a
+few milliseconds between the 250 and the commit a recipient may get a second copy with
+the same Message-ID, which mail systems drop as a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+
+from dagmonitor.telemetry import get_logger
+from services.distributor.config import DistributorSettings
+from services.distributor.entitlements import LEGAL_BASIS, Category, purpose_of
+from services.distributor.errors import DeliveryError
+from services.distributor.metrics import (
+    COVENANT_DAYS_REMAINING,
+    MAILS_FAILED,
+    MAILS_RESENT_AFTER_CRASH,
+    MAILS_RETRYING,
+    MAILS_SENT,
+    OUTBOX_BACKLOG,
+    PROVISIONS,
+    PROVISIONS_BLOCKED,
+)
+from services.distributor.outbox import retry_delay
+from services.distributor.schedule import covenant_days_remaining, local_date, provision_allowed
+from services.distributor.smtp import SmtpSession
+from services.distributor.store import Store
+
+Clock = Callable[[], datetime]
+Checkpoint = Callable[[str], None]
+"""Called with a stage name at each step of the pipeline; tests raise there to crash it."""
+
+COVENANT_EXPIRED = "covenant_expired"
+
+_log = get_logger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def no_checkpoint(_stage: str) -> None:
+    """The production checkpoint: nothing happens between the steps."""
+
+
+@dataclass
+class Round:
+    """What one sending round did."""
+
+    sent: list[str] = field(default_factory=list)
+    retrying: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    blocked: int = 0
+
+
+class OutboxSender:
+    """Sends due outbox messages; ``run`` loops until stopped."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: DistributorSettings,
+        *,
+        clock: Clock = utc_now,
+        checkpoint: Checkpoint = no_checkpoint,
+        on_sent: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._on_sent = on_sent
+        self._settings = settings
+        self._endpoint = settings.smtp_endpoint()
+        self._clock = clock
+        self._checkpoint = checkpoint
+        self.wake = asyncio.Event()
+
+    def covenant_in_force(self) -> bool:
+        """Whether provision is allowed today; keeps the days-remaining gauge current."""
+        end = self._settings.covenant_end_date
+        today = local_date(self._clock(), self._settings.tz)
+        if end is not None:
+            COVENANT_DAYS_REMAINING.set(covenant_days_remaining(today, end))
+        return provision_allowed(today, end)
+
+    async def recover(self) -> int:
+        """Re-queue ``sending`` rows whose sender is gone (its lock is free); returns how many."""
+        recovered = 0
+        for message_id in await self._store.sending_message_ids():
+            async with self._store.pool.acquire() as conn:
+                if not await self._store.try_lock(conn, message_id):
+                    continue  # a live sender is on it
+                try:
+                    category = await self._store.recover(conn, message_id)
+                finally:
+                    await self._store.unlock(conn, message_id)
+            if category is not None:
+                recovered += 1
+                MAILS_RESENT_AFTER_CRASH.labels(category).inc()
+                _log.warning("outbox_recovered_sending", message_id=message_id, category=category)
+        return recovered
+
+    async def send_due(
+        self, *, kind: str | None = None, period: str | None = None, limit: int = 100
+    ) -> Round:
+        """One round: every due message (of one report, when given) is tried once."""
+        result = Round()
+        if not self.covenant_in_force():
+            newly = await self._store.block_due(COVENANT_EXPIRED)
+            for category, count in newly.items():
+                PROVISIONS_BLOCKED.labels(COVENANT_EXPIRED, category).inc(count)
+                _log.error(
+                    "provision_blocked", reason=COVENANT_EXPIRED, category=category, mails=count
+                )
+            result.blocked = sum(newly.values())
+            return result
+        due = await self._store.due_message_ids(limit, kind=kind, period=period)
+        if not due:
+            return result
+        session: SmtpSession | None = None
+        try:
+            for message_id in due:
+                if session is None:
+                    session = SmtpSession(
+                        self._endpoint, timeout=self._settings.smtp_timeout_seconds
+                    )
+                    connected = await self._send_one(message_id, session, result, connect=True)
+                else:
+                    connected = await self._send_one(message_id, session, result, connect=False)
+                if not connected:
+                    session = None
+                    break  # the server is unreachable: the rest waits for the next round
+        finally:
+            if session is not None:
+                await session.close()
+            if result.sent:
+                self._on_sent()
+        return result
+
+    async def _send_one(
+        self, message_id: str, session: SmtpSession, result: Round, *, connect: bool
+    ) -> bool:
+        """Send one message; False when the SMTP connection is unusable afterwards."""
+        store = self._store
+        async with store.pool.acquire() as conn:
+            if not await store.try_lock(conn, message_id):
+                return True
+            try:
+                claimed = await store.claim(conn, message_id)
+                if claimed is None:
+                    return True
+                self._checkpoint("claimed")
+                try:
+                    if connect:
+                        await session.open()
+                    await session.send(
+                        self._settings.smtp_from, claimed.recipient_address, claimed.body
+                    )
+                except DeliveryError as exc:
+                    await self._attempt_failed(
+                        conn, claimed.message_id, claimed.category, claimed.attempts, exc, result
+                    )
+                    if session.usable:
+                        return True
+                    await session.close()
+                    return False
+                self._checkpoint("sent")
+                await store.mark_sent(
+                    conn,
+                    claimed,
+                    sent_at=self._clock(),
+                    legal_basis=LEGAL_BASIS,
+                    purpose=purpose_of(Category(claimed.category)),
+                )
+                MAILS_SENT.labels(claimed.category).inc()
+                PROVISIONS.labels(claimed.category).inc()
+                result.sent.append(message_id)
+                _log.info(
+                    "mail_sent",
+                    message_id=message_id,
+                    category=claimed.category,
+                    role=claimed.recipient_role,
+                    attempt=claimed.attempts,
+                    records=len(claimed.records),
+                )
+                return True
+            finally:
+                await store.unlock(conn, message_id)
+
+    async def _attempt_failed(
+        self,
+        conn: asyncpg.Connection,
+        message_id: str,
+        category: str,
+        attempts: int,
+        exc: DeliveryError,
+        result: Round,
+    ) -> None:
+        settings = self._settings
+        give_up = attempts >= settings.smtp_max_attempts
+        retry_in = (
+            settings.smtp_failed_retry_seconds
+            if give_up
+            else retry_delay(
+                attempts, settings.smtp_backoff_initial_seconds, settings.smtp_backoff_max_seconds
+            )
+        )
+        await self._store.mark_attempt_failed(
+            conn,
+            message_id,
+            error=exc.summary,
+            retry_in=retry_in,
+            give_up=give_up,
+        )
+        if give_up:
+            MAILS_FAILED.labels(category).inc()
+            result.failed.append(message_id)
+            _log.error(
+                "mail_failed",
+                message_id=message_id,
+                category=category,
+                attempts=attempts,
+                error=exc.summary,
+                retry_in_s=retry_in,
+            )
+        else:
+            MAILS_RETRYING.labels(category).inc()
+            result.retrying.append(message_id)
+            _log.warning(
+                "mail_retrying",
+                message_id=message_id,
+                category=category,
+                attempt=attempts,
+                error=exc.summary,
+                retry_in_s=retry_in,
+            )
+
+    async def update_backlog(self) -> dict[str, int]:
+        backlog = await self._store.backlog()
+        for state, count in backlog.items():
+            OUTBOX_BACKLOG.labels(state).set(count)
+        return backlog
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Recover, send what is due, sleep until woken or the poll interval passes."""
+        from dagmonitor.streaming import TRANSIENT_ERRORS
+
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                await self.recover()
+                await self.send_due()
+                await self.update_backlog()
+            except TRANSIENT_ERRORS as exc:
+                _log.warning("outbox_round_failed", error=type(exc).__name__)
+            await _wait_any(stop, self.wake, self._settings.outbox_poll_seconds)
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,463 @@
+"""PostgreSQL adapter of the distributor: entries, notices, the outbox and the register.
+
+Every statement is idempotent by key (and version for entries), so a redelivered record or a
+repeated report run changes nothing. Names are unqualified: the pool's ``search_path`` puts
+the configured schema first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from services.distributor.outbox import OutboxMessage, State
+from services.distributor.rendering import RecordRef
+from services.distributor.reports import Entry, PostcodeCount
+
+_ENTRY_COLUMNS = (
+    "registration_number",
+    "version",
+    "mk_code",
+    "mk_description",
+    "reported_at",
+    "committed_from",
+    "committed_until",
+    "municipality_code",
+    "district_code",
+    "district_name",
+    "neighbourhood_code",
+    "neighbourhood_name",
+    "city",
+    "postcode",
+    "street",
+    "house_number",
+    "house_number_suffix",
+    "location_qualifier",
+)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"cannot store a {type(value).__name__} as JSON")
+
+
+def to_json(value: Mapping[str, Any]) -> str:
+    """A decoded record as JSON text (timestamps and dates in ISO 8601)."""
+    return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An outbox row taken for sending."""
+
+    message_id: str
+    provision_id: str
+    category: str
+    recipient_role: str
+    recipient_address: str
+    body: bytes
+    attempts: int
+    records: tuple[RecordRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unpublished:
+    """A provision row not yet confirmed on ``distribution.provisions``."""
+
+    provision_id: str
+    message_id: str
+    category: str
+    recipient_role: str
+    recipient_address: str
+    record_keys: tuple[RecordRef, ...]
+    sent_at: datetime
+    legal_basis: str
+    purpose: str
+    publish_started_at: datetime | None
+
+
+class Store:
+    """Queries of the distributor, over one asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def ping(self) -> bool:
+        return bool(await self.pool.fetchval("SELECT true"))
+
+    # -- consumed records ----------------------------------------------------------------
+
+    async def upsert_entry(self, value: Mapping[str, Any]) -> bool:
+        """Insert or replace an entry unless a newer version is stored; True when written."""
+        placeholders = ", ".join(f"${i}" for i in range(1, len(_ENTRY_COLUMNS) + 1))
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _ENTRY_COLUMNS[1:])
+        status = await self.pool.execute(
+            f"INSERT INTO entries ({', '.join(_ENTRY_COLUMNS)}) VALUES ({placeholders}) "
+            f"ON CONFLICT (registration_number) DO UPDATE SET {updates}, received_at = now() "
+            "WHERE entries.version <= EXCLUDED.version",
+            *(value.get(c) for c in _ENTRY_COLUMNS),
+        )
+        return status.endswith(" 1")
+
+    async def upsert_notice(
+        self, topic: str, key: str, category: str, value: Mapping[str, Any]
+    ) -> None:
+        """Insert or refresh an approved record; a record already batched stays batched."""
+        await self.pool.execute(
+            "INSERT INTO notices (topic, key, category, value) VALUES ($1, $2, $3, $4::jsonb) "
+            "ON CONFLICT (topic, key) DO UPDATE SET value = EXCLUDED.value, "
+            "category = EXCLUDED.category",
+            topic,
+            key,
+            category,
+            to_json(value),
+        )
+
+    async def delete_record(self, topic: str, key: str) -> tuple[int, int]:
+        """A tombstone: delete the record and every unsent mail that carries it.
+
+        Returns (records deleted, unsent messages deleted). Mails already sent hold no body
+        any more; their register rows (keys only) stay.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            if topic == "dagmonitor.entries":
+                status = await conn.execute(
+                    "DELETE FROM entries WHERE registration_number = $1", key
+                )
+            else:
+                status = await conn.execute(
+                    "DELETE FROM notices WHERE topic = $1 AND key = $2", topic, key
+                )
+            purged = await conn.execute(
+                "DELETE FROM outbox WHERE state <> 'sent' AND message_id IN "
+                "(SELECT message_id FROM outbox_records WHERE topic = $1 AND key = $2)",
+                topic,
+                key,
+            )
+        return int(status.split()[-1]), int(purged.split()[-1])
+
+    # -- report input ----------------------------------------------------------------------
+
+    async def entries_between(self, start: datetime, end: datetime) -> list[Entry]:
+        """Entries reported in ``[start, end)``."""
+        rows = await self.pool.fetch(
+            f"SELECT {', '.join(c for c in _ENTRY_COLUMNS if c != 'version')} FROM entries "
+            "WHERE reported_at >= $1 AND reported_at < $2 ORDER BY reported_at",
+            start,
+            end,
+        )
+        return [Entry.from_mapping(row) for row in rows]
+
+    async def postcode_counts(self, start: datetime, end: datetime) -> list[PostcodeCount]:
+        """Entries reported in ``[start, end)``, counted per district and postcode."""
+        rows = await self.pool.fetch(
+            "SELECT district_code, max(district_name) AS district_name, postcode, "
+            "count(*) AS n FROM entries WHERE reported_at >= $1 AND reported_at < $2 "
+            "GROUP BY district_code, postcode",
+            start,
+            end,
+        )
+        return [
+            PostcodeCount(r["district_code"], r["district_name"], r["postcode"], r["n"])
+            for r in rows
+        ]
+
+    async def addresses_with_message(
+        self, kind: str, period: str, addresses: Sequence[str]
+    ) -> set[str]:
+        """Which of ``addresses`` already have a stored message of this report."""
+        rows = await self.pool.fetch(
+            "SELECT recipient_address FROM outbox WHERE kind = $1 AND period = $2 "
+            "AND recipient_address = ANY($3::text[])",
+            kind,
+            period,
+            list(addresses),
+        )
+        return {r["recipient_address"] for r in rows}
+
+    async def store_messages(
+        self,
+        messages: Sequence[OutboxMessage],
+        *,
+        batch: tuple[str, Sequence[RecordRef]] | None = None,
+    ) -> int:
+        """Store messages (a message already stored is left as it is); returns how many new.
+
+        With ``batch`` (batch id, notice records), the notices are marked as batched in the
+        same transaction, so a notice is in exactly one batch or in none.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = []
+            for m in messages:
+                status = await conn.execute(
+                    "INSERT INTO outbox (message_id, provision_id, kind, period, category, "
+                    "recipient_role, recipient_address, subject, body, record_count) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                    m.message_id,
+                    m.provision_id,
+                    m.kind,
+                    m.period,
+                    m.category,
+                    m.recipient_role,
+                    m.recipient_address,
+                    m.subject,
+                    m.body,
+                    len(m.records),
+                )
+                if status.endswith(" 1"):
+                    inserted.append(m)
+            for m in inserted:
+                if m.records:
+                    await conn.copy_records_to_table(
+                        "outbox_records",
+                        records=[(m.message_id, r.topic, r.key) for r in set(m.records)],
+                        columns=("message_id", "topic", "key"),
+                        schema_name=await self._schema(conn),
+                    )
+            if batch is not None:
+                batch_id, refs = batch
+                await conn.execute(
+                    "UPDATE notices SET batch_id = $1 FROM unnest($2::text[], $3::text[]) "
+                    "AS r(topic, key) WHERE notices.topic = r.topic AND notices.key = r.key "
+                    "AND notices.batch_id IS NULL",
+                    batch_id,
+                    [r.topic for r in refs],
+                    [r.key for r in refs],
+                )
+        return len(inserted)
+
+    @staticmethod
+    async def _schema(conn: asyncpg.Connection) -> str:
+        return str(await conn.fetchval("SELECT current_schema()"))
+
+    async def unbatched_notices(
+        self, category: str, limit: int = 500
+    ) -> list[tuple[RecordRef, dict[str, Any]]]:
+        """Approved records of ``category`` not yet in a notice batch, oldest first."""
+        rows = await self.pool.fetch(
+            "SELECT topic, key, value FROM notices WHERE category = $1 AND batch_id IS NULL "
+            "ORDER BY received_at, topic, key LIMIT $2",
+            category,
+            limit,
+        )
+        return [(RecordRef(r["topic"], r["key"]), json.loads(r["value"])) for r in rows]
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def due_message_ids(
+        self, limit: int, *, kind: str | None = None, period: str | None = None
+    ) -> list[str]:
+        """Messages whose next attempt is due (pending or failed), oldest first; only those
+        of one report when ``kind`` and ``period`` are given."""
+        rows = await self.pool.fetch(
+            "SELECT message_id FROM outbox WHERE state IN ('pending', 'failed') "
+            "AND next_attempt_at <= now() AND ($2::text IS NULL OR kind = $2) "
+            "AND ($3::text IS NULL OR period = $3) "
+            "ORDER BY created_at, message_id LIMIT $1",
+            limit,
+            kind,
+            period,
+        )
+        return [r["message_id"] for r in rows]
+
+    @staticmethod
+    async def try_lock(conn: asyncpg.Connection, message_id: str) -> bool:
+        """A session lock on one message: held by the process that may be talking SMTP about
+        it, released when that process's connection ends (also when the process dies)."""
+        return bool(
+            await conn.fetchval(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 7341))", message_id
+            )
+        )
+
+    @staticmethod
+    async def unlock(conn: asyncpg.Connection, message_id: str) -> None:
+        await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 7341))", message_id)
+
+    @staticmethod
+    async def claim(conn: asyncpg.Connection, message_id: str) -> Claimed | None:
+        """Commit state 'sending' for a due message (the caller holds its lock)."""
+        row = await conn.fetchrow(
+            "UPDATE outbox SET state = 'sending', attempts = attempts + 1, "
+            "sending_since = now(), blocked_reason = NULL "
+            "WHERE message_id = $1 AND state IN ('pending', 'failed') "
+            "AND next_attempt_at <= now() "
+            "RETURNING message_id, provision_id, category, recipient_role, recipient_address, "
+            "body, attempts",
+            message_id,
+        )
+        if row is None:
+            return None
+        refs = await conn.fetch(
+            "SELECT topic, key FROM outbox_records WHERE message_id = $1 ORDER BY topic, key",
+            message_id,
+        )
+        return Claimed(
+            row["message_id"],
+            row["provision_id"],
+            row["category"],
+            row["recipient_role"],
+            row["recipient_address"],
+            bytes(row["body"]),
+            row["attempts"],
+            tuple(RecordRef(r["topic"], r["key"]) for r in refs),
+        )
+
+    @staticmethod
+    async def mark_sent(
+        conn: asyncpg.Connection,
+        claimed: Claimed,
+        *,
+        sent_at: datetime,
+        legal_basis: str,
+        purpose: str,
+    ) -> bool:
+        """Mark sent (dropping the body) and write its provision, in one transaction.
+
+        The provision is written even when the row vanished meanwhile (a tombstone purged it
+        while it was on the wire): the mail did go out, so the register must say so.
+        Returns False when the row was not in state 'sending' any more.
+        """
+        async with conn.transaction():
+            status = await conn.execute(
+                "UPDATE outbox SET state = 'sent', sent_at = $2, body = NULL, last_error = NULL "
+                "WHERE message_id = $1 AND state = 'sending'",
+                claimed.message_id,
+                sent_at,
+            )
+            await conn.execute(
+                "INSERT INTO provisions (provision_id, message_id, category, recipient_role, "
+                "recipient_address, record_keys, sent_at, legal_basis, purpose) "
+                "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) "
+                "ON CONFLICT (provision_id) DO NOTHING",
+                claimed.provision_id,
+                claimed.message_id,
+                claimed.category,
+                claimed.recipient_role,
+                claimed.recipient_address,
+                json.dumps([{"topic": r.topic, "key": r.key} for r in claimed.records]),
+                sent_at,
+                legal_basis,
+                purpose,
+            )
+        return status.endswith(" 1")
+
+    @staticmethod
+    async def mark_attempt_failed(
+        conn: asyncpg.Connection, message_id: str, *, error: str, retry_in: float, give_up: bool
+    ) -> None:
+        """Back to pending (or failed, when the attempts are used up) with the next try time."""
+        await conn.execute(
+            "UPDATE outbox SET state = $2, last_error = $3, "
+            "next_attempt_at = now() + make_interval(secs => $4) "
+            "WHERE message_id = $1 AND state = 'sending'",
+            message_id,
+            State.FAILED.value if give_up else State.PENDING.value,
+            error,
+            retry_in,
+        )
+
+    async def sending_message_ids(self) -> list[str]:
+        rows = await self.pool.fetch("SELECT message_id FROM outbox WHERE state = 'sending'")
+        return [r["message_id"] for r in rows]
+
+    @staticmethod
+    async def recover(conn: asyncpg.Connection, message_id: str) -> str | None:
+        """Put a 'sending' row whose sender is gone back to pending; returns its category."""
+        category: str | None = await conn.fetchval(
+            "UPDATE outbox SET state = 'pending', next_attempt_at = now(), "
+            "resent_after_crash = resent_after_crash + 1 "
+            "WHERE message_id = $1 AND state = 'sending' RETURNING category",
+            message_id,
+        )
+        return category
+
+    async def block_due(self, reason: str) -> dict[str, int]:
+        """Mark due messages as blocked (once each); returns newly blocked counts by category."""
+        rows = await self.pool.fetch(
+            "UPDATE outbox SET blocked_reason = $1 WHERE state IN ('pending', 'failed') "
+            "AND blocked_reason IS DISTINCT FROM $1 RETURNING category",
+            reason,
+        )
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["category"]] = counts.get(r["category"], 0) + 1
+        return counts
+
+    async def backlog(self) -> dict[str, int]:
+        """Unsent messages per state."""
+        rows = await self.pool.fetch(
+            "SELECT state, count(*) AS n FROM outbox WHERE state <> 'sent' GROUP BY state"
+        )
+        counts = {s.value: 0 for s in State if s is not State.SENT}
+        counts.update({r["state"]: r["n"] for r in rows})
+        return counts
+
+    async def retry_failed(self) -> int:
+        """Make every failed message due now, with a fresh set of attempts."""
+        status = await self.pool.execute(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = now() "
+            "WHERE state = 'failed'"
+        )
+        return int(status.split()[-1])
+
+    async def report_states(self, kind: str, period: str) -> dict[str, int]:
+        """Messages of one report per state (for the CLI's summary)."""
+        rows = await self.pool.fetch(
+            "SELECT state, count(*) AS n FROM outbox WHERE kind = $1 AND period = $2 "
+            "GROUP BY state",
+            kind,
+            period,
+        )
+        return {r["state"]: r["n"] for r in rows}
+
+    # -- the register on Kafka -----------------------------------------------------------
+
+    async def unpublished(self, conn: asyncpg.Connection, limit: int) -> list[Unpublished]:
+        rows = await conn.fetch(
+            "SELECT * FROM provisions WHERE published_at IS NULL "
+            "ORDER BY sent_at, provision_id LIMIT $1",
+            limit,
+        )
+        return [
+            Unpublished(
+                r["provision_id"],
+                r["message_id"],
+                r["category"],
+                r["recipient_role"],
+                r["recipient_address"],
+                tuple(RecordRef(k["topic"], k["key"]) for k in json.loads(r["record_keys"])),
+                r["sent_at"],
+                r["legal_basis"],
+                r["purpose"],
+                r["publish_started_at"],
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    async def mark_publish_started(conn: asyncpg.Connection, ids: Iterable[str]) -> None:
+        await conn.execute(
+            "UPDATE provisions SET publish_started_at = coalesce(publish_started_at, now()) "
+            "WHERE provision_id = ANY($1::text[])",
+            list(ids),
+        )
+
+    @staticmethod
+    async def mark_published(conn: asyncpg.Connection, ids: Iterable[str]) -> None:
+        await conn.execute(
+            "UPDATE provisions SET published_at = now() WHERE provision_id = ANY($1::text[]) "
+            "AND published_at IS NULL",
+            list(ids),
+        )
+
+
+def recent(moment: datetime, margin: timedelta = timedelta(seconds=30)) -> datetime:
+    """``moment`` less a margin for clock skew between PostgreSQL and the Kafka broker."""
+    return moment - margin
