@@ -23,27 +23,29 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from faust.types import EventT, Message, StreamT, TableT
-from opentelemetry import trace
+from faust.types import EventT, TableT
 
 from dagmonitor import topics
 from dagmonitor.codec import ESCALATION, INCIDENT_EVENT, PERSON_NOTICE, Codec, default_codec
-from dagmonitor.deadletter import DeadLetters, Reason, Source, reason_for
-from dagmonitor.errors import CodecError
-from dagmonitor.faustapp import FaustProducer, app_ready, create_app, run_app
+from dagmonitor.deadletter import DeadLetters
+from dagmonitor.faustapp import (
+    Batch,
+    BatchAgents,
+    FaustProducer,
+    app_ready,
+    create_app,
+    message_key,
+    message_time,
+    run_app,
+)
 from dagmonitor.service import run_service
-from dagmonitor.streaming import TRANSIENT_ERRORS, RecordRejected
 from dagmonitor.telemetry import (
-    PROCESSING_SECONDS,
     RECORDS_DROPPED,
-    RECORDS_IN,
     RECORDS_OUT,
-    extract_trace_context,
     get_logger,
     inject_trace_headers,
 )
@@ -52,7 +54,6 @@ from services.classifier.annex import load_annex
 from services.classifier.config import ClassifierSettings
 from services.classifier.policy import (
     ENTRIES,
-    Decision,
     Output,
     classify_incident,
     classify_notice,
@@ -62,7 +63,6 @@ from services.classifier.policy import (
 SERVICE = "classifier"
 E35_TOPIC = "classifier-e35-by-postcode"
 _log = get_logger(__name__)
-Handler = Callable[[EventT], Any]
 
 
 def _ms(moment: datetime) -> int:
@@ -71,24 +71,6 @@ def _ms(moment: datetime) -> int:
 
 def _from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def _record_time(message: Message) -> datetime:
-    """The input record's Kafka timestamp: "now" for the policy, identical on a replay."""
-    return datetime.fromtimestamp(message.timestamp, tz=UTC)
-
-
-def _headers(message: Message) -> list[tuple[str, bytes]]:
-    headers = message.headers or ()
-    if isinstance(headers, Mapping):
-        return list(headers.items())
-    return [(str(k), bytes(v)) for k, v in headers]
-
-
-def _key(message: Message) -> bytes:
-    if message.key is None:
-        raise RecordRejected(Reason.KEY_MISMATCH, "record without a key")
-    return bytes(message.key)
 
 
 class Classifier:
@@ -106,13 +88,14 @@ class Classifier:
             self.producer, service=SERVICE, topic_prefix=settings.topic_prefix, codec=self.codec
         )
         self.started = False
-        self._tracer = trace.get_tracer("dagmonitor.classifier")
         json_schema: faust.Schema = faust.Schema(key_serializer="raw", value_serializer="json")
-        escalations_spec = topics.get("escalations.approved")
 
         def table(name: str, source: str) -> TableT:
             return self.app.Table(
-                name, partitions=topics.get(source).partitions, schema=json_schema
+                name,
+                partitions=topics.get(source).partitions,
+                schema=json_schema,
+                use_partitioner=True,
             )
 
         self.incident_outputs = table("incident-outputs", "ingest.incidents")
@@ -121,218 +104,171 @@ class Classifier:
         self.escalations = table("escalations", "escalations.approved")
         self.e35_topic = self.app.topic(
             f"{self.app.conf.id}-{E35_TOPIC}",
-            partitions=escalations_spec.partitions,
+            partitions=topics.get("escalations.approved").partitions,
             internal=True,
+        )
+        self.agents = agents = BatchAgents(
+            self.app, service=SERVICE, producer=self.producer, dead_letters=self.dead_letters
         )
         for name, source, handler in (
             ("incidents", "ingest.incidents", self._on_incident),
             ("notices", "ingest.persons", self._on_notice),
             ("escalations", "escalations.approved", self._on_escalation),
         ):
-            topic = self.app.topic(settings.topic(source), partitions=topics.get(source).partitions)
-            self.app.agent(topic, name=f"classifier-{name}")(self._agent(source, handler))
-        self.app.agent(self.e35_topic, name="classifier-e35")(self._agent(E35_TOPIC, self._on_e35))
+            channel = self.app.topic(
+                settings.topic(source), partitions=topics.get(source).partitions
+            )
+            agents.agent(channel, f"classifier-{name}", source, handler)
+        agents.agent(self.e35_topic, "classifier-e35", E35_TOPIC, self._on_e35)
 
-    # -- plumbing --------------------------------------------------------------------------
+    # -- output ----------------------------------------------------------------------------
 
-    def _agent(self, source: str, handler: Handler) -> Callable[[Any], Any]:
-        async def agent(stream: StreamT[Any]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                await self._guarded(source, event, handler)
-                yield None
-
-        return agent
-
-    async def _guarded(self, source: str, event: EventT, handler: Handler) -> None:
-        """Run ``handler`` for one event: retry transient failures, dead-letter bad records."""
-        message = event.message
-        RECORDS_IN.labels(SERVICE, source).inc()
-        started = asyncio.get_running_loop().time()
-        ctx = extract_trace_context(_headers(message))
-        delay = 0.2
-        with self._tracer.start_as_current_span(f"classifier {source}", context=ctx):
-            while True:
-                try:
-                    await handler(event)
-                    break
-                except TRANSIENT_ERRORS as exc:
-                    _log.warning("transient_failure_retrying", error=type(exc).__name__)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 10.0)
-                except Exception as exc:
-                    # A bad record (or a bug met on it): keep it with a reason, move on.
-                    if isinstance(exc, RecordRejected):
-                        reason, detail = exc.reason, exc.detail
-                    elif isinstance(exc, CodecError):
-                        reason, detail = reason_for(exc), str(exc)
-                    else:
-                        _log.exception("handler_failed", source=source)
-                        reason, detail = reason_for(exc), f"handler failed: {type(exc).__name__}"
-                    raw = message.value if isinstance(message.value, bytes) else None
-                    source_ref = Source(source, message.key, message.partition, message.offset)
-                    await self.dead_letters.send(reason, detail, source_ref, raw)
-                    break
-        PROCESSING_SECONDS.labels(SERVICE, source).observe(
-            asyncio.get_running_loop().time() - started
-        )
-
-    async def _send(self, outputs: list[Output]) -> None:
-        """Produce outputs (encoded) and wait until the broker has them all."""
-        pending = []
+    async def _send(self, batch: Batch, outputs: list[Output]) -> None:
+        """Queue outputs, encoded with their topic's schema."""
         for output in outputs:
             schema = topics.get(output.topic).schema
-            pending.append(
-                self.producer.send_and_wait(
-                    self.settings.topic(output.topic),
-                    self.codec.encode(schema, output.value),
-                    output.key.encode("utf-8"),
-                    headers=inject_trace_headers(),
-                )
+            await batch.send(
+                self.settings.topic(output.topic),
+                output.key.encode("utf-8"),
+                self.codec.encode(schema, output.value),
+                inject_trace_headers(),
             )
-        await asyncio.gather(*pending)
-        for output in outputs:
             RECORDS_OUT.labels(SERVICE, output.topic).inc()
 
-    async def _tombstone(self, refs: list[tuple[str, str]]) -> None:
-        pending = [
-            self.producer.send_and_wait(
-                self.settings.topic(topic),
-                None,
-                key.encode("utf-8"),
-                headers=inject_trace_headers(),
+    async def _tombstone(self, batch: Batch, refs: list[tuple[str, str]]) -> None:
+        for topic, key in refs:
+            await batch.send(
+                self.settings.topic(topic), key.encode("utf-8"), None, inject_trace_headers()
             )
-            for topic, key in refs
-        ]
-        await asyncio.gather(*pending)
-        for topic, _ in refs:
             RECORDS_OUT.labels(SERVICE, topic).inc()
 
     # -- incidents -------------------------------------------------------------------------
 
-    async def _on_incident(self, event: EventT) -> None:
+    async def _on_incident(self, event: EventT, batch: Batch) -> None:
         message = event.message
-        key = _key(message)
-        previous = self.incident_outputs.get(key)
+        key = message_key(message)
+        previous = batch.get(self.incident_outputs, key)
         if message.value is None:
-            await self._retract(key, previous, set())
-            self.incident_outputs.pop(key, None)
+            await self._retract(batch, key, previous, set(), None)
+            batch.set(self.incident_outputs, key, None)
             return
         record = self.codec.decode(message.value, expect=INCIDENT_EVENT).record
         if previous is not None and previous["version"] > record["version"]:
             RECORDS_DROPPED.labels(SERVICE, "stale_version").inc()
             return
-        now = _record_time(message)
-        decision = classify_incident(record, self.policy, self.annex, now=now)
+        decision = classify_incident(record, self.policy, self.annex, now=message_time(message))
         if not decision.shared:
             RECORDS_DROPPED.labels(SERVICE, decision.reason or "dropped").inc()
         refs = {(o.topic, o.key) for o in decision.outputs}
-        await self._retract(key, previous, refs, decision)
+        await self._retract(batch, key, previous, refs, decision.e35_postcode)
         e35 = decision.e35_postcode
         direct = [o for o in decision.outputs if not (e35 and o.topic == ENTRIES)]
-        await self._send(direct)
+        await self._send(batch, direct)
         if e35:
-            await self._forward_e35(e35, record["registration_number"], message.value)
-        self.incident_outputs[key] = {
-            "version": record["version"],
-            "outputs": sorted(refs),
-            "e35_postcode": e35,
-        }
+            await self._forward_e35(batch, e35, record["registration_number"], message.value)
+        batch.set(
+            self.incident_outputs,
+            key,
+            {"version": record["version"], "outputs": sorted(refs), "e35_postcode": e35},
+        )
 
     async def _retract(
         self,
+        batch: Batch,
         key: bytes,
         previous: dict[str, Any] | None,
         keep: set[tuple[str, str]],
-        decision: Decision | None = None,
+        new_postcode: str | None,
     ) -> None:
         """Tombstone what the previous version produced and the new one does not."""
         if previous is None:
             return
         gone = [(topic, ref) for topic, ref in previous["outputs"] if (topic, ref) not in keep]
-        await self._tombstone(gone)
+        await self._tombstone(batch, gone)
         old_postcode = previous.get("e35_postcode")
-        new_postcode = decision.e35_postcode if decision is not None else None
         if old_postcode and old_postcode != new_postcode:
-            await self._forward_e35(old_postcode, key.decode("utf-8"), None)
+            await self._forward_e35(batch, old_postcode, key.decode("utf-8"), None)
 
-    async def _forward_e35(self, postcode: str, registration: str, raw: bytes | None) -> None:
+    async def _forward_e35(
+        self, batch: Batch, postcode: str, registration: str, raw: bytes | None
+    ) -> None:
         envelope = {
             "registration_number": registration,
             "incident": base64.b64encode(raw).decode("ascii") if raw is not None else None,
         }
-        await self.producer.send_and_wait(
+        await batch.send(
             self.e35_topic.get_topic_name(),
-            json.dumps(envelope).encode("utf-8"),
             postcode.encode("utf-8"),
-            headers=inject_trace_headers(),
+            json.dumps(envelope).encode("utf-8"),
+            inject_trace_headers(),
         )
 
     # -- E35 per postcode ------------------------------------------------------------------
 
-    async def _on_e35(self, event: EventT) -> None:
+    async def _on_e35(self, event: EventT, batch: Batch) -> None:
         message = event.message
-        key = _key(message)
+        key = message_key(message)
         envelope = json.loads(message.value or b"null")
-        state = self.e35_windows.get(key)
+        state = batch.get(self.e35_windows, key)
         if envelope["incident"] is None:
-            self.e35_windows[key] = escalation.remove_report(state, envelope["registration_number"])
+            removed = escalation.remove_report(state, envelope["registration_number"])
+            batch.set(self.e35_windows, key, removed)
             return
         raw = base64.b64decode(envelope["incident"])
         record = self.codec.decode(raw, expect=INCIDENT_EVENT).record
-        now = _record_time(message)
-        postcode = key.decode("utf-8")
-        active = self.escalations.get(key)
+        now = message_time(message)
+        active = batch.get(self.escalations, key)
         until = _from_ms(active["valid_until"]) if active else None
         decision = classify_incident(
             record, self.policy, self.annex, now=now, escalation_until=until
         )
-        entries = [o for o in decision.outputs if o.topic == ENTRIES]
+        outputs = [o for o in decision.outputs if o.topic == ENTRIES]
         new_state, due = escalation.add_report(
             state, record["registration_number"], _ms(record["reported_at"]), self.rule
         )
         if due:
-            request = escalation_request(
-                postcode,
-                record["registration_number"],
-                record["location"].get("district_code"),
-                self.policy,
-                now=now,
+            outputs.append(
+                escalation_request(
+                    key.decode("utf-8"),
+                    record["registration_number"],
+                    record["location"].get("district_code"),
+                    self.policy,
+                    now=now,
+                )
             )
-            entries.append(request)
-        await self._send(entries)
-        self.e35_windows[key] = new_state
+        await self._send(batch, outputs)
+        batch.set(self.e35_windows, key, new_state)
 
-    async def _on_escalation(self, event: EventT) -> None:
+    async def _on_escalation(self, event: EventT, batch: Batch) -> None:
         message = event.message
-        key = _key(message)
+        key = message_key(message)
         if message.value is None:
-            self.escalations.pop(key, None)
+            batch.set(self.escalations, key, None)
             return
         record = self.codec.decode(message.value, expect=ESCALATION).record
-        self.escalations[key] = {"valid_until": _ms(record["valid_until"])}
+        batch.set(self.escalations, key, {"valid_until": _ms(record["valid_until"])})
 
     # -- person notices --------------------------------------------------------------------
 
-    async def _on_notice(self, event: EventT) -> None:
+    async def _on_notice(self, event: EventT, batch: Batch) -> None:
         message = event.message
-        key = _key(message)
-        previous = self.notice_outputs.get(key)
+        key = message_key(message)
+        previous = batch.get(self.notice_outputs, key)
         if message.value is None:
-            await self._retract(key, previous, set())
-            self.notice_outputs.pop(key, None)
+            await self._retract(batch, key, previous, set(), None)
+            batch.set(self.notice_outputs, key, None)
             return
         record = self.codec.decode(message.value, expect=PERSON_NOTICE).record
         if previous is not None and previous["version"] > record["version"]:
             RECORDS_DROPPED.labels(SERVICE, "stale_version").inc()
             return
-        now = _record_time(message)
-        decision = classify_notice(record, self.policy, now=now)
+        decision = classify_notice(record, self.policy, now=message_time(message))
         if not decision.shared:
             RECORDS_DROPPED.labels(SERVICE, decision.reason or "dropped").inc()
         refs = {(o.topic, o.key) for o in decision.outputs}
-        await self._retract(key, previous, refs)
-        await self._send(list(decision.outputs))
-        self.notice_outputs[key] = {"version": record["version"], "outputs": sorted(refs)}
+        await self._retract(batch, key, previous, refs, None)
+        await self._send(batch, list(decision.outputs))
+        batch.set(self.notice_outputs, key, {"version": record["version"], "outputs": sorted(refs)})
 
     # -- running ---------------------------------------------------------------------------
 

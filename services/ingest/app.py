@@ -9,27 +9,29 @@ to ``ingest.*``. Anything invalid goes to ``pipeline.deadletter`` with a reason 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import faust
-from faust.types import StreamT, TableT
-from opentelemetry import trace
+from faust.types import EventT, TableT
 
 from dagmonitor import topics
 from dagmonitor.codec import Codec, default_codec
-from dagmonitor.deadletter import DeadLetters, Reason, Source, reason_for
-from dagmonitor.errors import CodecError
-from dagmonitor.faustapp import FaustProducer, app_ready, create_app, run_app
+from dagmonitor.deadletter import DeadLetters, Reason
+from dagmonitor.faustapp import (
+    Batch,
+    BatchAgents,
+    FaustProducer,
+    app_ready,
+    create_app,
+    message_headers,
+    run_app,
+)
 from dagmonitor.service import run_service
-from dagmonitor.streaming import TRANSIENT_ERRORS
+from dagmonitor.streaming import RecordRejected
 from dagmonitor.telemetry import (
-    PROCESSING_SECONDS,
     RECORDS_DROPPED,
-    RECORDS_IN,
     RECORDS_OUT,
-    extract_trace_context,
     get_logger,
     inject_trace_headers,
 )
@@ -63,121 +65,77 @@ class Ingest:
         )
         self.tables: dict[str, TableT] = {}
         self.started = False
-        self._tracer = trace.get_tracer("dagmonitor.ingest")
+        agents = BatchAgents(
+            self.app, service=SERVICE, producer=self.producer, dead_letters=self.dead_letters
+        )
         for kind in KINDS:
             spec = topics.get(kind.source)
-            source = self.app.topic(
-                settings.topic(kind.source), partitions=spec.partitions, internal=False
-            )
             table = self.app.Table(
                 f"{kind.name}-versions",
                 partitions=spec.partitions,
                 schema=faust.Schema(key_serializer="raw", value_serializer="json"),
+                use_partitioner=True,
             )
             self.tables[kind.name] = table
-            self.app.agent(source, name=f"ingest-{kind.name}")(self._agent(kind, table))
+            channel = self.app.topic(settings.topic(kind.source), partitions=spec.partitions)
+            agents.agent(channel, f"ingest-{kind.name}", kind.source, self._handler(kind, table))
 
-    def _agent(self, kind: Kind, table: TableT) -> Callable[[Any], Any]:
-        async def agent(stream: StreamT[bytes]) -> AsyncIterator[None]:
-            async for event in stream.events():
-                message = event.message
-                await self._with_retry(
-                    kind,
-                    table,
-                    message.key,
-                    message.value,
-                    Source(kind.source, message.key, message.partition, message.offset),
-                    list(message.headers or ()),
-                )
-                yield None
+    def _handler(self, kind: Kind, table: TableT) -> Callable[[EventT, Batch], Awaitable[None]]:
+        async def handle(event: EventT, batch: Batch) -> None:
+            message = event.message
+            await self.handle(
+                kind, table, batch, message.key, message.value, message_headers(message)
+            )
 
-        return agent
-
-    async def _with_retry(
-        self,
-        kind: Kind,
-        table: TableT,
-        key: bytes | None,
-        raw: bytes | None,
-        source: Source,
-        headers: list[tuple[str, bytes]],
-    ) -> None:
-        delay = 0.2
-        while True:
-            try:
-                await self.handle(kind, table, key, raw, source, headers)
-                return
-            except TRANSIENT_ERRORS as exc:
-                _log.warning("transient_failure_retrying", error=type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        return handle
 
     async def handle(
         self,
         kind: Kind,
         table: TableT,
+        batch: Batch,
         key: bytes | None,
         raw: bytes | None,
-        source: Source,
         headers: list[tuple[str, bytes]],
-    ) -> Verdict | None:
-        """Validate, de-duplicate and pass on one record; returns the verdict (None if bad)."""
-        RECORDS_IN.labels(SERVICE, kind.source).inc()
-        started = asyncio.get_running_loop().time()
-        ctx = extract_trace_context(headers)
-        with self._tracer.start_as_current_span(f"ingest {kind.source}", context=ctx):
-            if raw is None:
-                return await self._withdraw(kind, table, key, source)
-            try:
-                record = check(
-                    kind,
-                    raw,
-                    key,
-                    self.codec,
-                    now=self.clock(),
-                    clock_skew=self.settings.clock_skew,
-                )
-            except (CodecError, InvalidRecord) as exc:
-                reason = exc.reason if isinstance(exc, InvalidRecord) else reason_for(exc)
-                await self.dead_letters.send(reason, str(exc), source, raw)
-                return None
-            record_key = record[kind.key_field].encode("utf-8")
-            seen = table.get(record_key)
-            verdict = dedupe(seen["version"] if seen else None, record["version"])
-            if verdict is Verdict.NEW:
-                # Publish first, then remember: a crash in between repeats, never loses.
-                await self.producer.send_and_wait(
-                    self.settings.topic(kind.target),
-                    raw,
-                    record_key,
-                    headers=inject_trace_headers(
-                        [(k, v) for k, v in headers if k != "traceparent"]
-                    ),
-                )
-                table[record_key] = {"version": record["version"]}
-                RECORDS_OUT.labels(SERVICE, kind.target).inc()
-            else:
-                RECORDS_DROPPED.labels(SERVICE, verdict.value).inc()
-            PROCESSING_SECONDS.labels(SERVICE, kind.source).observe(
-                asyncio.get_running_loop().time() - started
+    ) -> Verdict:
+        """Validate, de-duplicate and pass on one record.
+
+        Raises ``InvalidRecord`` / ``CodecError`` for a bad record (the caller dead-letters it).
+        """
+        if raw is None:
+            return await self._withdraw(kind, table, batch, key)
+        try:
+            record = check(
+                kind, raw, key, self.codec, now=self.clock(), clock_skew=self.settings.clock_skew
             )
-            return verdict
+        except InvalidRecord as exc:
+            raise RecordRejected(exc.reason, exc.detail) from None
+        record_key = record[kind.key_field].encode("utf-8")
+        seen = batch.get(table, record_key)
+        verdict = dedupe(seen["version"] if seen else None, record["version"])
+        if verdict is Verdict.NEW:
+            # The table changes only after the broker acknowledged the output (Batch.flush):
+            # a crash in between repeats the record, never loses it.
+            passed_on = [(k, v) for k, v in headers if k != "traceparent"]
+            await batch.send(
+                self.settings.topic(kind.target), record_key, raw, inject_trace_headers(passed_on)
+            )
+            batch.set(table, record_key, {"version": record["version"]})
+            RECORDS_OUT.labels(SERVICE, kind.target).inc()
+        else:
+            RECORDS_DROPPED.labels(SERVICE, verdict.value).inc()
+        return verdict
 
     async def _withdraw(
-        self, kind: Kind, table: TableT, key: bytes | None, source: Source
-    ) -> Verdict | None:
+        self, kind: Kind, table: TableT, batch: Batch, key: bytes | None
+    ) -> Verdict:
         """A tombstone from the police withdraws the registration: pass it on, keyed."""
         if key is None:
-            await self.dead_letters.send(
-                Reason.KEY_MISMATCH, "a tombstone without a key names no record", source, None
-            )
-            return None
-        await self.producer.send_and_wait(
-            self.settings.topic(kind.target), None, key, headers=inject_trace_headers()
-        )
-        seen = table.get(key)
+            raise RecordRejected(Reason.KEY_MISMATCH, "a tombstone without a key names no record")
+        await batch.send(self.settings.topic(kind.target), key, None, inject_trace_headers())
+        seen = batch.get(table, key)
         # Keep the version: an older version arriving later must not bring the record back.
-        table[key] = {"version": seen["version"] if seen else 0, "withdrawn": True}
+        batch.set(table, key, {"version": seen["version"] if seen else 0, "withdrawn": True})
         RECORDS_OUT.labels(SERVICE, kind.target).inc()
         return Verdict.NEW
 
