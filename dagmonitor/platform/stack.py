@@ -91,6 +91,10 @@ class LocalStack:
             "smtp": "DAGMONITOR_SMTP_URL",
         }
         lines = [f"{env[name]}={c.address}" for name, c in state.items() if name in env]
+        smtp = state.get("smtp")
+        if smtp is not None and smtp.managed:
+            # The local sink speaks plain SMTP on loopback only; saying so is explicit here.
+            lines.append("DAGMONITOR_SMTP_ALLOW_PLAINTEXT=true")
         self.env_file.write_text("\n".join(lines) + ("\n" if lines else ""))
 
     # -- up ----------------------------------------------------------------------------------
