@@ -91,7 +91,10 @@ def topics_list() -> None:
 from services.distributor.cli import report  # noqa: E402
 
 cli.add_command(report)
+from services.approval.cli import approvals, token  # noqa: E402
 
+cli.add_command(approvals)
+cli.add_command(token)
 from services.classifier.cli import classify  # noqa: E402
 from services.ingest.cli import generate, publish  # noqa: E402
 

@@ -1,0 +1,261 @@
+"""The HTTP API for officers (ARCHITECTURE.md, section 6), described by ``openapi.json``.
+
+- ``GET /v1/requests?status=pending&limit=100``: summaries (no personal data) of the requests
+  the caller may decide;
+- ``GET /v1/requests/{request_id}``: one request with its personal data, for review (audited);
+- ``POST /v1/requests/{request_id}/decision``: ``{"decision": "approve"|"reject",
+  "reason": "..."}`` (reason required to reject);
+- ``GET /openapi.json``: the document.
+
+Every ``/v1`` call needs a bearer token (401 otherwise). A request outside the caller's
+scope is answered exactly like a missing one (404). Errors are ``{"error": code, "detail":
+text}``; no error body ever carries personal data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from dagmonitor.streaming import TRANSIENT_ERRORS
+from dagmonitor.telemetry import get_logger
+from services.approval.access import Principal
+from services.approval.auth import TokenVerifier
+from services.approval.domain import (
+    MAX_REASON_LENGTH,
+    Action,
+    Decision,
+    Status,
+    valid_request_id,
+)
+from services.approval.errors import (
+    AuthenticationError,
+    InvalidTransition,
+    ReasonRequired,
+    RequestExpired,
+    RequestNotFound,
+)
+from services.approval.store import StoredRequest
+from services.approval.workflow import Workflow
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 500
+_DECISIONS = {"approve": Action.APPROVE, "reject": Action.REJECT}
+_BODY_FIELDS = frozenset({"decision", "reason"})
+_NOT_FOUND = "no such request"
+
+_log = get_logger(__name__)
+WorkflowSource = Callable[[], Workflow | None]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+AuthedHandler = Callable[[web.Request, Principal, Workflow], Awaitable[web.StreamResponse]]
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3 document of this API (``services/approval/openapi.json``)."""
+    document: dict[str, Any] = json.loads(OPENAPI_PATH.read_text())
+    return document
+
+
+def error(status: int, code: str, detail: str, **headers: str) -> web.Response:
+    return web.json_response({"error": code, "detail": detail}, status=status, headers=headers)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    return value
+
+
+def summary(request: StoredRequest) -> dict[str, Any]:
+    """What a list shows: ids, category, authority, state and dates; no personal data."""
+    return _json_value(
+        {
+            "request_id": request.request_id,
+            "category": request.category.value,
+            "approver_role": request.approver_role.value,
+            "status": request.status.value,
+            "mk_code": request.mk_code,
+            "district_code": request.district_code,
+            "created_at": request.created_at,
+            "expires_at": request.expires_at,
+            "decided_at": request.decided_at,
+        }
+    )
+
+
+def detail(request: StoredRequest, record: dict[str, Any] | None) -> dict[str, Any]:
+    """The review view: the summary, the decision, and the personal data while it exists."""
+    record = record or {}
+    body = summary(request)
+    body.update(
+        _json_value(
+            {
+                "decided_by": request.decided_by,
+                "reason": request.reason,
+                "personal_data_deleted": not record,
+                "source_key": record.get("source_key"),
+                "source_version": record.get("source_version"),
+                "subject": record.get("subject"),
+                "modus_operandi": record.get("modus_operandi"),
+                "notice_kind": record.get("notice_kind"),
+                "valid_until": record.get("valid_until"),
+                "postcode": record.get("postcode"),
+            }
+        )
+    )
+    return body
+
+
+def decision_body(decision: Decision) -> dict[str, Any]:
+    return _json_value(
+        {
+            "request_id": decision.request_id,
+            "status": decision.outcome.value,
+            "decided_by": decision.decided_by,
+            "decided_at": decision.decided_at,
+            "reason": decision.reason,
+        }
+    )
+
+
+class BadRequest(Exception):
+    """A malformed call; the message says precisely what is wrong."""
+
+
+def parse_decision(raw: bytes) -> tuple[Action, str | None]:
+    """The action and reason of a decision body; raises BadRequest naming the problem."""
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    unknown = sorted(set(body) - _BODY_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(repr(u[:40]) for u in unknown[:5])}")
+    if "decision" not in body:
+        raise BadRequest("field 'decision' is required")
+    decision = body["decision"]
+    if not isinstance(decision, str) or decision not in _DECISIONS:
+        raise BadRequest('field \'decision\' must be "approve" or "reject"')
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise BadRequest("field 'reason' must be a string")
+    if reason is not None and len(reason) > MAX_REASON_LENGTH:
+        raise BadRequest(f"field 'reason' is longer than {MAX_REASON_LENGTH} characters")
+    return _DECISIONS[decision], reason
+
+
+def _status_param(request: web.Request) -> Status:
+    value = request.query.get("status", "pending")
+    try:
+        status = Status(value.upper())
+    except ValueError:
+        status = None
+    if status is None or value != value.lower():
+        allowed = ", ".join(s.value.lower() for s in Status)
+        raise BadRequest(f"query parameter 'status' must be one of: {allowed}")
+    return status
+
+
+def _limit_param(request: web.Request) -> int:
+    value = request.query.get("limit")
+    if value is None:
+        return DEFAULT_LIMIT
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+        raise BadRequest(f"query parameter 'limit' must be an integer from 1 to {MAX_LIMIT}")
+    return int(value)
+
+
+def _challenge(request: web.Request) -> str:
+    """The RFC 6750 challenge: with ``error`` only when a token was sent."""
+    realm = 'Bearer realm="dagmonitor-approval"'
+    return f'{realm}, error="invalid_token"' if "Authorization" in request.headers else realm
+
+
+class ApprovalApi:
+    """The route handlers around a workflow and a token verifier."""
+
+    def __init__(self, workflow: WorkflowSource, verifier: TokenVerifier) -> None:
+        self._workflow = workflow
+        self._verifier = verifier
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v1/requests", self._authed(self.list_requests), allow_head=False),
+            web.get("/v1/requests/{request_id}", self._authed(self.show), allow_head=False),
+            web.post("/v1/requests/{request_id}/decision", self._authed(self.decide)),
+            web.get("/openapi.json", self.openapi, allow_head=False),
+        ]
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+    def _authed(self, handler: AuthedHandler) -> Handler:
+        """Authenticate, then run ``handler``; map the domain's errors to HTTP answers."""
+
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            try:
+                principal = self._verifier.authenticate(request.headers.get("Authorization"))
+            except AuthenticationError as exc:
+                return error(
+                    401, "unauthorized", exc.detail, **{"WWW-Authenticate": _challenge(request)}
+                )
+            workflow = self._workflow()
+            if workflow is None:
+                return error(503, "unavailable", "the service is starting")
+            try:
+                return await handler(request, principal, workflow)
+            except BadRequest as exc:
+                return error(400, "bad_request", str(exc))
+            except ReasonRequired as exc:
+                return error(400, "bad_request", str(exc))
+            except RequestNotFound:
+                return error(404, "not_found", _NOT_FOUND)
+            except (InvalidTransition, RequestExpired) as exc:
+                return error(409, "conflict", str(exc))
+            except TRANSIENT_ERRORS as exc:
+                _log.warning("api_backend_unavailable", error=type(exc).__name__)
+                return error(503, "unavailable", "the database is not reachable; try again")
+
+        return wrapped
+
+    async def list_requests(
+        self, request: web.Request, principal: Principal, workflow: Workflow
+    ) -> web.Response:
+        status, limit = _status_param(request), _limit_param(request)
+        found = await workflow.list_requests(principal, status, limit)
+        return web.json_response({"items": [summary(r) for r in found], "count": len(found)})
+
+    async def show(
+        self, request: web.Request, principal: Principal, workflow: Workflow
+    ) -> web.Response:
+        request_id = request.match_info["request_id"]
+        if not valid_request_id(request_id):
+            raise RequestNotFound(_NOT_FOUND)
+        stored, record = await workflow.view(principal, request_id)
+        return web.json_response(detail(stored, record))
+
+    async def decide(
+        self, request: web.Request, principal: Principal, workflow: Workflow
+    ) -> web.Response:
+        request_id = request.match_info["request_id"]
+        action, reason = parse_decision(await request.read())
+        if not valid_request_id(request_id):
+            raise RequestNotFound(_NOT_FOUND)
+        decision = await workflow.decide(principal, request_id, action, reason)
+        return web.json_response(decision_body(decision))

@@ -1,0 +1,56 @@
+"""The approval service's exceptions. Messages name fields and states, never personal data."""
+
+from __future__ import annotations
+
+from dagmonitor.errors import DagmonitorError
+
+
+class ApprovalError(DagmonitorError):
+    """Root of the approval service's errors."""
+
+
+class InvalidRequest(ApprovalError):
+    """An ``ApprovalRequest`` breaks a rule of the contract (e.g. category and approver differ)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class RequestNotFound(ApprovalError):
+    """No such request, or none the caller may see: both are answered alike (404)."""
+
+
+class InvalidTransition(ApprovalError):
+    """The transition table has no row for this state and action (409)."""
+
+    def __init__(self, current: str, action: str) -> None:
+        super().__init__(f"a request in state {current} cannot be {action.lower()}d")
+        self.current = current
+        self.action = action
+
+
+class RequestExpired(ApprovalError):
+    """The request's deadline passed before the decision (409); it is expired instead."""
+
+
+class ReasonRequired(ApprovalError):
+    """A rejection without a reason (400)."""
+
+
+class AuthenticationError(ApprovalError):
+    """The bearer token is missing or not acceptable (401). ``detail`` is safe to show."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ApiError(ApprovalError):
+    """The approval API answered the CLI with an error status (0: it could not be reached)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}" if status else detail)
+        self.status = status
+        self.detail = detail

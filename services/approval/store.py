@@ -1,0 +1,295 @@
+"""PostgreSQL adapter of the approval service: requests, their personal data, audit, outbox.
+
+Thin on purpose: SQL in, plain values out. The rules (who may, which transition, what to
+publish) live in ``domain``/``access`` and are applied by ``workflow``, which runs them inside
+one ``Store.transaction()`` so that a decision, its audit row and its outbox rows commit
+together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from services.approval.domain import (
+    AGE_BUCKETS,
+    ApprovalRequest,
+    ApproverRole,
+    AuditEntry,
+    Category,
+    Decision,
+    RequestState,
+    Status,
+)
+
+_REQUEST_COLUMNS = """r.request_id, r.category, r.approver_role, r.status, r.mk_code,
+    r.district_code, r.created_at, r.expires_at, r.decided_by, r.decided_at, r.reason"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRequest:
+    """A request row; ``raw`` is the encoded ApprovalRequest (None once its data is deleted,
+    or when not asked for)."""
+
+    request_id: str
+    category: Category
+    approver_role: ApproverRole
+    status: Status
+    mk_code: str | None
+    district_code: str | None
+    created_at: datetime
+    expires_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    reason: str | None
+    raw: bytes | None = None
+
+    @property
+    def state(self) -> RequestState:
+        return RequestState(
+            self.request_id, self.category, self.approver_role, self.status, self.expires_at
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A record to publish: contract topic, key, encoded value, and the request it is for."""
+
+    request_id: str
+    topic: str
+    key: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """An unpublished outbox row as the relay reads it."""
+
+    id: int
+    topic: str
+    key: str
+    payload: bytes
+    created_at: datetime
+
+
+def _request(row: asyncpg.Record) -> StoredRequest:
+    return StoredRequest(
+        request_id=row["request_id"],
+        category=Category(row["category"]),
+        approver_role=ApproverRole(row["approver_role"]),
+        status=Status(row["status"]),
+        mk_code=row["mk_code"],
+        district_code=row["district_code"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        reason=row["reason"],
+        raw=row.get("request"),
+    )
+
+
+def _roles(scope: Collection[ApproverRole]) -> list[str]:
+    return [role.value for role in scope]
+
+
+class Transaction:
+    """The statements a workflow step runs inside one transaction."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def get_request(
+        self,
+        request_id: str,
+        scope: Collection[ApproverRole],
+        *,
+        with_subject: bool = False,
+        lock: bool = False,
+    ) -> StoredRequest | None:
+        """The request if its approver role is in ``scope``; ``lock`` takes a row lock so that
+        two decisions on it serialise (the second then sees the first's state)."""
+        if not scope:
+            return None
+        subject = ", s.request" if with_subject else ""
+        join = " LEFT JOIN request_subjects s USING (request_id)" if with_subject else ""
+        row = await self.conn.fetchrow(
+            f"SELECT {_REQUEST_COLUMNS}{subject} FROM requests r{join} "
+            "WHERE r.request_id = $1 AND r.approver_role = ANY($2::text[])"
+            + (" FOR UPDATE OF r" if lock else ""),
+            request_id,
+            _roles(scope),
+        )
+        return None if row is None else _request(row)
+
+    async def lock_any(self, request_id: str) -> StoredRequest | None:
+        """The request whatever its approver role, row-locked (for system actions)."""
+        row = await self.conn.fetchrow(
+            f"SELECT {_REQUEST_COLUMNS} FROM requests r WHERE r.request_id = $1 FOR UPDATE",
+            request_id,
+        )
+        return None if row is None else _request(row)
+
+    async def due_requests(self, now: datetime, limit: int) -> list[StoredRequest]:
+        """Pending requests whose deadline has passed, locked; ones being decided right now
+        are skipped (the next sweep sees them if they are still pending)."""
+        rows = await self.conn.fetch(
+            f"SELECT {_REQUEST_COLUMNS} FROM requests r "
+            "WHERE r.status = 'PENDING' AND r.expires_at <= $1 "
+            "ORDER BY r.expires_at, r.request_id LIMIT $2 FOR UPDATE SKIP LOCKED",
+            now,
+            limit,
+        )
+        return [_request(row) for row in rows]
+
+    async def record_decision(self, decision: Decision) -> None:
+        """Store the decision; delete the personal data when the outcome says so."""
+        await self.conn.execute(
+            "UPDATE requests SET status = $2, decided_by = $3, decided_at = $4, reason = $5 "
+            "WHERE request_id = $1",
+            decision.request_id,
+            decision.outcome.value,
+            decision.decided_by,
+            decision.decided_at,
+            decision.reason,
+        )
+        if decision.deletes_personal_data:
+            await self.delete_subject(decision.request_id)
+
+    async def delete_subject(self, request_id: str) -> bool:
+        """Delete the request's personal data; True if there was any."""
+        status = await self.conn.execute(
+            "DELETE FROM request_subjects WHERE request_id = $1", request_id
+        )
+        return status != "DELETE 0"
+
+    async def delete_request(self, request_id: str) -> None:
+        """Delete the request and (by cascade) its personal data."""
+        await self.conn.execute("DELETE FROM requests WHERE request_id = $1", request_id)
+
+    async def append_audit(self, entry: AuditEntry) -> None:
+        await self.conn.execute(
+            "INSERT INTO audit_log (occurred_at, actor, action, request_id, outcome, reason) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            entry.occurred_at,
+            entry.actor,
+            entry.action.value,
+            entry.request_id,
+            entry.outcome.value if entry.outcome is not None else None,
+            entry.reason,
+        )
+
+    async def add_outbox(self, entries: Sequence[OutboxEntry]) -> None:
+        await self.conn.executemany(
+            "INSERT INTO outbox (request_id, topic, record_key, payload) VALUES ($1, $2, $3, $4)",
+            [(e.request_id, e.topic, e.key, e.payload) for e in entries],
+        )
+
+
+class Store:
+    """The approval schema, through a pool whose connections act as the service's role."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield Transaction(conn)
+
+    async def ping(self) -> bool:
+        return await self.pool.fetchval("SELECT 1") == 1
+
+    async def insert_request(
+        self, request: ApprovalRequest, raw: bytes, deadline: datetime
+    ) -> bool:
+        """Store a new pending request and its personal data; False (and nothing written) when
+        the request id is known already, so a redelivered request is stored once."""
+        async with self.transaction() as tx:
+            inserted = await tx.conn.fetchval(
+                "INSERT INTO requests (request_id, category, approver_role, mk_code, "
+                "district_code, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                "ON CONFLICT (request_id) DO NOTHING RETURNING true",
+                request.request_id,
+                request.category.value,
+                request.approver_role.value,
+                request.mk_code,
+                request.district_code,
+                request.created_at,
+                deadline,
+            )
+            if not inserted:
+                return False
+            await tx.conn.execute(
+                "INSERT INTO request_subjects (request_id, request) VALUES ($1, $2)",
+                request.request_id,
+                raw,
+            )
+            return True
+
+    async def list_requests(
+        self, status: Status, scope: Collection[ApproverRole], limit: int
+    ) -> list[StoredRequest]:
+        """Summaries (no personal data) of requests in ``status`` within ``scope``, oldest
+        first."""
+        if not scope:
+            return []
+        rows = await self.pool.fetch(
+            f"SELECT {_REQUEST_COLUMNS} FROM requests r "
+            "WHERE r.status = $1 AND r.approver_role = ANY($2::text[]) "
+            "ORDER BY r.created_at, r.request_id LIMIT $3",
+            status.value,
+            _roles(scope),
+            limit,
+        )
+        return [_request(row) for row in rows]
+
+    async def pending_counts(self, now: datetime) -> dict[tuple[ApproverRole, str], int]:
+        """Pending requests per (approver role, age bucket label)."""
+        bounds = [bound.total_seconds() for _, bound in AGE_BUCKETS if bound is not None]
+        rows = await self.pool.fetch(
+            "SELECT approver_role, "
+            "width_bucket(extract(epoch FROM $1::timestamptz - created_at)::float8, "
+            "$2::float8[]) AS bucket, count(*) AS n "
+            "FROM requests WHERE status = 'PENDING' GROUP BY 1, 2",
+            now,
+            bounds,
+        )
+        return {
+            (ApproverRole(row["approver_role"]), AGE_BUCKETS[row["bucket"]][0]): row["n"]
+            for row in rows
+        }
+
+    async def fetch_unpublished(self, limit: int) -> list[OutboxRow]:
+        """Unpublished outbox rows, in id order."""
+        rows = await self.pool.fetch(
+            "SELECT id, topic, record_key, payload, created_at FROM outbox "
+            "WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            limit,
+        )
+        return [
+            OutboxRow(r["id"], r["topic"], r["record_key"], r["payload"], r["created_at"])
+            for r in rows
+        ]
+
+    async def mark_published(self, ids: Collection[int]) -> int:
+        """Mark rows published and clear their payload; returns how many were unpublished."""
+        if not ids:
+            return 0
+        status = await self.pool.execute(
+            "UPDATE outbox SET published_at = now(), payload = NULL "
+            "WHERE id = ANY($1::bigint[]) AND published_at IS NULL",
+            list(ids),
+        )
+        return int(status.split()[-1])
+
+    async def outbox_backlog(self) -> tuple[int, datetime | None]:
+        """How many rows wait to be published, and when the oldest was written."""
+        row = await self.pool.fetchrow(
+            "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE published_at IS NULL"
+        )
+        return int(row["n"]), row["oldest"]

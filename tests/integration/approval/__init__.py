@@ -1,0 +1,1 @@
+"""Integration tests of the approval service (real PostgreSQL and Kafka)."""
