@@ -247,6 +247,25 @@ async def run_app(app: faust.App, stop: asyncio.Event) -> None:
         await app.stop()
 
 
+class FaustService:
+    """Running a service built around one faust ``app`` under ``run_service``."""
+
+    app: faust.App
+    started: bool = False
+
+    async def ready(self) -> bool:
+        """Readiness: the app runs and holds a partition assignment."""
+        return self.started and app_ready(self.app)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run the app until ``stop`` is set (the ``body`` of ``run_service``)."""
+        self.started = True
+        try:
+            await run_app(self.app, stop)
+        finally:
+            self.started = False
+
+
 def app_ready(app: faust.App) -> bool:
     """Started, and holding a partition assignment (so records are being consumed)."""
     try:

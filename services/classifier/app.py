@@ -20,7 +20,6 @@ acknowledged before the table is updated and before faust may commit the input's
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from datetime import UTC, datetime
@@ -36,11 +35,10 @@ from dagmonitor.faustapp import (
     Batch,
     BatchAgents,
     FaustProducer,
-    app_ready,
+    FaustService,
     create_app,
     message_key,
     message_time,
-    run_app,
 )
 from dagmonitor.service import run_service
 from dagmonitor.telemetry import (
@@ -73,7 +71,7 @@ def _from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-class Classifier:
+class Classifier(FaustService):
     """The classifier's parts, built once per process (or per test)."""
 
     def __init__(self, settings: ClassifierSettings, *, codec: Codec | None = None) -> None:
@@ -87,7 +85,6 @@ class Classifier:
         self.dead_letters = DeadLetters(
             self.producer, service=SERVICE, topic_prefix=settings.topic_prefix, codec=self.codec
         )
-        self.started = False
         json_schema: faust.Schema = faust.Schema(key_serializer="raw", value_serializer="json")
 
         def table(name: str, source: str) -> TableT:
@@ -269,18 +266,6 @@ class Classifier:
         await self._retract(batch, key, previous, refs, None)
         await self._send(batch, list(decision.outputs))
         batch.set(self.notice_outputs, key, {"version": record["version"], "outputs": sorted(refs)})
-
-    # -- running ---------------------------------------------------------------------------
-
-    async def ready(self) -> bool:
-        return self.started and app_ready(self.app)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        self.started = True
-        try:
-            await run_app(self.app, stop)
-        finally:
-            self.started = False
 
 
 async def main(settings: ClassifierSettings | None = None) -> None:

@@ -8,7 +8,6 @@ to ``ingest.*``. Anything invalid goes to ``pipeline.deadletter`` with a reason 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -22,10 +21,9 @@ from dagmonitor.faustapp import (
     Batch,
     BatchAgents,
     FaustProducer,
-    app_ready,
+    FaustService,
     create_app,
     message_headers,
-    run_app,
 )
 from dagmonitor.service import run_service
 from dagmonitor.streaming import RecordRejected
@@ -49,7 +47,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Ingest:
+class Ingest(FaustService):
     """The ingest service's parts, built once per process (or per test)."""
 
     def __init__(
@@ -64,7 +62,6 @@ class Ingest:
             self.producer, service=SERVICE, topic_prefix=settings.topic_prefix, codec=self.codec
         )
         self.tables: dict[str, TableT] = {}
-        self.started = False
         agents = BatchAgents(
             self.app, service=SERVICE, producer=self.producer, dead_letters=self.dead_letters
         )
@@ -147,16 +144,6 @@ class Ingest:
             key,
             headers=inject_trace_headers([("dagmonitor-source-system", system.encode())]),
         )
-
-    async def ready(self) -> bool:
-        return self.started and app_ready(self.app)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        self.started = True
-        try:
-            await run_app(self.app, stop)
-        finally:
-            self.started = False
 
 
 async def main(settings: IngestSettings | None = None) -> None:
