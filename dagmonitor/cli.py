@@ -8,7 +8,9 @@ exit status 1, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+from datetime import datetime
 
 import click
 
@@ -23,14 +25,46 @@ def cli() -> None:
 
 
 @cli.command()
-def up() -> None:
-    """Start the local stack (Kafka, PostgreSQL, SMTP sink), or reuse configured servers."""
+@click.option(
+    "--no-services", is_flag=True, help="Only the servers (Kafka, PostgreSQL, SMTP sink)."
+)
+def up(no_services: bool) -> None:
+    """Start the local stack and the five services, or reuse configured servers."""
     from dagmonitor.platform.stack import LocalStack
 
     stack = LocalStack()
     click.echo(f"local stack in {stack.root}")
-    stack.up(echo=click.echo)
+    stack.up(echo=click.echo, with_services=not no_services)
     click.echo(f"endpoints written to {stack.env_file}")
+
+
+@cli.command()
+@click.option("--count", type=click.IntRange(min=1), default=400, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Default: the day before yesterday."
+)
+@click.option("--exit", "exit_after", is_flag=True, help="Stop the stack after the summary.")
+def demo(count: int, seed: int, day: datetime | None, exit_after: bool) -> None:
+    """Run one day of the covenant end to end on the local stack and say what happened."""
+    from dagmonitor.demo import default_day, print_summary, run_demo
+    from dagmonitor.platform.stack import LocalStack
+    from dagmonitor.telemetry import configure_logging
+
+    configure_logging("demo", "WARNING")
+    stack = LocalStack()
+    stack.up(echo=click.echo, with_services=True)
+    try:
+        summary = asyncio.run(
+            run_demo(day.date() if day else default_day(), count, seed, click.echo)
+        )
+        print_summary(summary, click.echo)
+        if not exit_after:
+            click.echo("the stack keeps running; Ctrl-C stops it")
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        stack.down(echo=click.echo)
 
 
 @cli.command()

@@ -16,7 +16,7 @@ stop_stack() {
 }
 trap stop_stack EXIT
 
-.venv/bin/dagmonitor up
+.venv/bin/dagmonitor up --no-services
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

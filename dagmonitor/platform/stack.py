@@ -10,9 +10,10 @@ environment variables only), waits until each is really ready, and writes the en
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,8 +23,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dagmonitor.errors import PlatformError
 from dagmonitor.platform import kafka, postgres, process
+from dagmonitor.platform.services import LocalServices
 from dagmonitor.platform.smtp_sink import sink_ready
 from dagmonitor.settings import local_dir
+from dagmonitor.topics import TOPICS
 
 Echo = Callable[[str], None]
 
@@ -70,6 +73,7 @@ class LocalStack:
         self.smtp_pid_file = self.root / "smtp" / "sink.pid"
         self.state_file = self.root / "stack.json"
         self.env_file = self.root / "stack.env"
+        self.services = LocalServices(self.root)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -80,7 +84,9 @@ class LocalStack:
             return {}
         return {name: Component(**entry) for name, entry in raw.items()}
 
-    def _save_state(self, state: dict[str, Component]) -> None:
+    def _save_state(
+        self, state: dict[str, Component], extra_env: Mapping[str, str] | None = None
+    ) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(
             json.dumps({name: asdict(c) for name, c in state.items()}, indent=2) + "\n"
@@ -95,12 +101,17 @@ class LocalStack:
         if smtp is not None and smtp.managed:
             # The local sink speaks plain SMTP on loopback only; saying so is explicit here.
             lines.append("DAGMONITOR_SMTP_ALLOW_PLAINTEXT=true")
+        lines += [f"{key}={value}" for key, value in (extra_env or {}).items()]
         self.env_file.write_text("\n".join(lines) + ("\n" if lines else ""))
 
     # -- up ----------------------------------------------------------------------------------
 
-    def up(self, echo: Echo = print) -> dict[str, Component]:
-        """Start or reuse Kafka, PostgreSQL and the SMTP sink; returns where each listens."""
+    def up(self, echo: Echo = print, *, with_services: bool = False) -> dict[str, Component]:
+        """Start or reuse Kafka, PostgreSQL and the SMTP sink; returns where each listens.
+
+        ``with_services`` also creates the topics and starts the five services (with the
+        local development configuration of ``dagmonitor.platform.services``).
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         state = self._load_state()
         for name, bring_up in (
@@ -112,7 +123,26 @@ class LocalStack:
             state[name] = component
             self._save_state(state)
             echo(_describe(component))
+        if with_services:
+            self._services_up(state, echo)
         return state
+
+    def _services_up(self, state: dict[str, Component], echo: Echo) -> None:
+        import asyncio
+
+        from dagmonitor.platform.services import development_env, merged_env
+        from dagmonitor.settings import DagmonitorSettings
+        from dagmonitor.topic_admin import apply_topics
+
+        settings = DagmonitorSettings.load()
+        asyncio.run(apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix))
+        echo(f"topics    {len(TOPICS)} topics of the topic table applied")
+        extra = {k: v for k, v in development_env(self.root).items() if k not in os.environ}
+        self._save_state(state, extra)
+        stack_env = dict(
+            line.split("=", 1) for line in self.env_file.read_text().splitlines() if "=" in line
+        )
+        self.services.start(merged_env(stack_env), echo, self.settings.ready_timeout_seconds)
 
     def _kafka_up(self, previous: Component | None) -> Component:
         wait = self.settings.ready_timeout_seconds
@@ -214,6 +244,7 @@ class LocalStack:
     def down(self, echo: Echo = print) -> None:
         """Stop what ``up`` started; servers it reused keep running."""
         state = self._load_state()
+        self.services.stop(echo)
         smtp_pid = process.read_pid(self.smtp_pid_file)
         if smtp_pid is not None:
             process.stop_pid(smtp_pid)
@@ -243,6 +274,7 @@ class LocalStack:
                 parts = urlsplit(component.address)
                 running = sink_ready(parts.hostname or "127.0.0.1", parts.port or 25)
             rows.append((name, _redact(component.address), running))
+        rows += [(svc.name, svc.url, svc.ready) for svc in self.services.status()]
         return rows
 
 

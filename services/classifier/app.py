@@ -25,7 +25,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import faust
 from faust.types import EventT, TableT
 
 from dagmonitor import topics
@@ -85,13 +84,12 @@ class Classifier(FaustService):
         self.dead_letters = DeadLetters(
             self.producer, service=SERVICE, topic_prefix=settings.topic_prefix, codec=self.codec
         )
-        json_schema: faust.Schema = faust.Schema(key_serializer="raw", value_serializer="json")
 
         def table(name: str, source: str) -> TableT:
             return self.app.Table(
                 name,
                 partitions=topics.get(source).partitions,
-                schema=json_schema,
+                key_type=bytes,  # raw keys in the changelog; values as JSON
                 use_partitioner=True,
             )
 

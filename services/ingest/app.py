@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-import faust
 from faust.types import EventT, TableT
 
 from dagmonitor import topics
@@ -70,7 +69,7 @@ class Ingest(FaustService):
             table = self.app.Table(
                 f"{kind.name}-versions",
                 partitions=spec.partitions,
-                schema=faust.Schema(key_serializer="raw", value_serializer="json"),
+                key_type=bytes,  # raw keys in the changelog; values as JSON
                 use_partitioner=True,
             )
             self.tables[kind.name] = table

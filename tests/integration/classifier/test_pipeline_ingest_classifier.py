@@ -130,6 +130,12 @@ async def test_generated_day_through_ingest_and_classifier_survives_kill(
         classifier.stop()
         ingest.stop()
 
+    # The restarted classifier restored its tables from their changelogs without a hitch.
+    for process in (classifier, ingest):
+        log = process.log_file.read_text()
+        assert "Error in recovery" not in log, process.tail()
+        assert "Traceback" not in log, process.tail()
+
     # Exactly the policy's keys, each with its latest value: nothing lost, nothing extra.
     assert entries == expected["dagmonitor.entries"]
     assert signals == expected["vehicles.signals"]
