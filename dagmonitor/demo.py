@@ -26,7 +26,7 @@ import asyncpg
 
 from dagmonitor.errors import DagmonitorError
 from dagmonitor.generate import AMSTERDAM, Generator
-from dagmonitor.platform.services import DEFAULT_PORTS
+from dagmonitor.platform.services import DEFAULT_PORTS, available
 from dagmonitor.platform.stack import LocalStack
 from dagmonitor.settings import DagmonitorSettings
 
@@ -144,7 +144,7 @@ async def run_demo(day: date, count: int, seed: int, echo: Echo) -> Summary:
     )
     mail_dir = LocalStack().mail_dir
     summary.mails = sorted(p for p in mail_dir.glob("*.eml") if p.stat().st_mtime >= started)
-    summary.metrics = [f"http://127.0.0.1:{port}/metrics" for port in DEFAULT_PORTS.values()]
+    summary.metrics = [f"http://127.0.0.1:{DEFAULT_PORTS[name]}/metrics" for name in available()]
     return summary
 
 
