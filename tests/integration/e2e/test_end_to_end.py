@@ -34,11 +34,11 @@ async def pipeline(stack: DagmonitorSettings, tmp_path: Path) -> AsyncIterator[P
         pipeline.stop()
 
 
-def _expected_entries(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _expected_entries(lines: list[dict[str, Any]], day: date = DAY) -> dict[str, dict[str, Any]]:
     policy = PolicyConfig("GM0344", frozenset(TEAM.split(",")), b"unused")
     now = datetime.now(UTC)
-    start = datetime.combine(DAY, time(0), AMS)
-    end = datetime.combine(date.fromordinal(DAY.toordinal() + 1), time(0), AMS)
+    start = datetime.combine(day, time(0), AMS)
+    end = datetime.combine(date.fromordinal(day.toordinal() + 1), time(0), AMS)
     entries: dict[str, dict[str, Any]] = {}
     for line in lines:
         if "registration_number" not in line:
