@@ -135,6 +135,9 @@ from services.ingest.cli import generate, publish  # noqa: E402
 cli.add_command(classify)
 cli.add_command(generate)
 cli.add_command(publish)
+from services.retention.cli import retention  # noqa: E402
+
+cli.add_command(retention)
 # (end of service verbs)
 
 

@@ -96,6 +96,10 @@ class DeadLetters:
         self._service = service
         self._topic = f"{topic_prefix}{TOPIC}"
         self._codec = codec or default_codec()
+        for reason in Reason:
+            # Every reason's series exists from the start (at 0), so the first dead letter
+            # already shows as an increase to rate() and the alert rules.
+            DEAD_LETTERS.labels(service, reason.value)
 
     async def send(
         self, reason: Reason, detail: str, source: Source, raw: bytes | None

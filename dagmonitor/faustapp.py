@@ -28,7 +28,7 @@ from opentelemetry import trace
 from dagmonitor.deadletter import DeadLetters, Reason, Source, reason_for
 from dagmonitor.errors import CodecError
 from dagmonitor.settings import DagmonitorSettings
-from dagmonitor.streaming import TRANSIENT_ERRORS, RecordRejected
+from dagmonitor.streaming import CONSUMER_LAG, TRANSIENT_ERRORS, RecordRejected
 from dagmonitor.telemetry import PROCESSING_SECONDS, RECORDS_IN, extract_trace_context, get_logger
 
 _log = get_logger(__name__)
@@ -53,7 +53,16 @@ def create_app(settings: DagmonitorSettings, service: str, **conf: Any) -> faust
         # A killed worker's partitions move to a live one within ~10 s, not faust's 60 s.
         "broker_session_timeout": 10.0,
         "broker_heartbeat_interval": 1.0,
+        "topic_allow_declare": settings.kafka_declare_topics,
     }
+    if settings.kafka_security_protocol == "SASL_SSL":
+        password = settings.kafka_sasl_password
+        options["broker_credentials"] = faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            ssl_context=settings.kafka_ssl_context(),
+            mechanism="SCRAM-SHA-512",
+        )
     options.update(conf)
     return faust.App(settings.group(service), **options)
 
@@ -155,6 +164,7 @@ class BatchAgents:
         dead_letters: DeadLetters,
         batch_size: int = 500,
         batch_within: float = 0.05,
+        lag_interval: float = 5.0,
     ) -> None:
         self.app = app
         self.service = service
@@ -165,6 +175,10 @@ class BatchAgents:
         self._tracer = trace.get_tracer(f"dagmonitor.{service}")
         self.completed: dict[str, int] = {}
         """Events per source whose batch is flushed (outputs acknowledged, tables written)."""
+        self.sources: dict[str, str] = {}
+        """Physical topic name -> contract source name, of every agent's channel."""
+        self._lag_labels: set[tuple[str, str]] = set()
+        app.timer(lag_interval, name=f"{service}-consumer-lag")(self.update_lag)
 
     def agent(self, channel: Any, name: str, source: str, handler: Handler) -> None:
         """Register an agent on ``channel``; ``source`` is the contract topic name it reads."""
@@ -175,6 +189,7 @@ class BatchAgents:
                 yield None
 
         self.app.agent(channel, name=name)(agent)
+        self.sources.update({topic: source for topic in channel.topics})
 
     async def _batch(self, source: str, events: Sequence[EventT], handler: Handler) -> None:
         delay = 0.2
@@ -216,6 +231,35 @@ class BatchAgents:
                 where = Source(source, message.key, message.partition, message.offset)
                 await self.dead_letters.send(reason, detail, where, raw)
         PROCESSING_SECONDS.labels(self.service, source).observe(time.perf_counter() - started)
+
+    async def update_lag(self) -> None:
+        """Set ``dagmonitor_consumer_lag`` for each assigned partition of the agents' topics.
+
+        Lag is the partition's high watermark minus the consumer's fetch position (records
+        buffered in faust's streams are counted as consumed). Partitions no longer assigned
+        lose their series, so a rebalance leaves no stale value behind. Never raises: a timer
+        that raised would stop the app.
+        """
+        try:
+            consumer = self.app.consumer
+            seen: set[tuple[str, str]] = set()
+            for tp in consumer.assignment():
+                source = self.sources.get(tp.topic)
+                if source is None:
+                    continue  # a changelog or the leader topic: not an agent's input
+                highwater = consumer.highwater(tp)
+                position = await asyncio.wait_for(consumer.position(tp), timeout=5.0)
+                if highwater is None or position is None:
+                    continue
+                labels = (source, str(tp.partition))
+                CONSUMER_LAG.labels(self.service, *labels).set(max(0, highwater - position))
+                seen.add(labels)
+            for gone in self._lag_labels - seen:
+                CONSUMER_LAG.remove(self.service, *gone)
+            self._lag_labels = seen
+        except Exception as exc:
+            # Not started, rebalancing, or the broker slow to answer: try again next time.
+            _log.debug("consumer_lag_unavailable", error=type(exc).__name__)
 
 
 def message_headers(message: Message) -> list[tuple[str, bytes]]:

@@ -9,10 +9,11 @@ wins. Nothing outside a settings object reads the environment.
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +67,20 @@ class DagmonitorSettings(BaseSettings):
         default_factory=list,
         description="District codes where the enforcement team operates (comma-separated).",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="PLAINTEXT (local stack) or SASL_SSL with SCRAM-SHA-512 (Strimzi KafkaUser).",
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SCRAM user (SASL_SSL).")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SCRAM password.")
+    kafka_ca_file: Path | None = Field(
+        default=None, description="CA certificate of the brokers (SASL_SSL); system CAs if unset."
+    )
+    kafka_declare_topics: bool = Field(
+        default=True,
+        description="Let faust create its internal topics; false where they are managed outside "
+        "(Kubernetes: KafkaTopic resources generated from the topic table).",
+    )
     log_level: str = "INFO"
     otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP traces endpoint; tracing export is off when unset."
@@ -81,6 +96,38 @@ class DagmonitorSettings(BaseSettings):
     @classmethod
     def _split_team_districts(cls, value: object) -> object:
         return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Self:
+        if self.kafka_security_protocol == "SASL_SSL" and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "DAGMONITOR_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs DAGMONITOR_KAFKA_SASL_USERNAME "
+                "and DAGMONITOR_KAFKA_SASL_PASSWORD"
+            )
+        return self
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for the brokers (None on PLAINTEXT)."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return None
+        cafile = str(self.kafka_ca_file) if self.kafka_ca_file else None
+        return ssl.create_default_context(cafile=cafile)
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection options for an aiokafka producer, consumer or admin client."""
+        options: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers}
+        if self.kafka_security_protocol == "SASL_SSL":
+            assert self.kafka_sasl_password is not None  # checked by the validator
+            options.update(
+                security_protocol="SASL_SSL",
+                sasl_mechanism="SCRAM-SHA-512",
+                sasl_plain_username=self.kafka_sasl_username,
+                sasl_plain_password=self.kafka_sasl_password.get_secret_value(),
+                ssl_context=self.kafka_ssl_context(),
+            )
+        return options
 
     @property
     def bootstrap_servers(self) -> list[str]:

@@ -68,6 +68,8 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
 
         errors += [asyncpg.PostgresConnectionError, asyncpg.InterfaceError]
         errors += [asyncpg.exceptions.CannotConnectNowError, asyncpg.TooManyConnectionsError]
+        # A server shutting down or restarting (admin_shutdown, crash_shutdown, ...).
+        errors += [asyncpg.exceptions.OperatorInterventionError]
     except ImportError:  # pragma: no cover - asyncpg is a dependency
         pass
     return tuple(errors)
@@ -126,7 +128,7 @@ class Outputs:
 def new_producer(settings: DagmonitorSettings, service: str) -> AIOKafkaProducer:
     """An idempotent producer that waits for every in-sync replica."""
     return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **settings.kafka_client_options(),
         client_id=f"dagmonitor-{service}",
         acks="all",
         enable_idempotence=True,
@@ -173,7 +175,7 @@ class RecordConsumer:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             *self._by_physical,
-            bootstrap_servers=self._settings.bootstrap_servers,
+            **self._settings.kafka_client_options(),
             group_id=self._group,
             client_id=f"dagmonitor-{self._service}",
             enable_auto_commit=False,

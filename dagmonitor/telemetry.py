@@ -9,7 +9,9 @@
 - Health: ``GET /healthz`` (the process answers) and ``GET /readyz`` (every readiness check of
   the service passes: Kafka connected, Postgres reachable where used).
 - Tracing: OpenTelemetry spans; the context crosses Kafka in W3C ``traceparent`` headers.
-  Export over OTLP only when an endpoint is configured.
+  Export over OTLP/HTTP only when ``DAGMONITOR_OTLP_ENDPOINT`` is set (off by default). A step
+  that stores a record and acts on it later (the distributor's mail) keeps the record's
+  ``traceparent`` and links its span to it (``current_traceparent``, ``links_to``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -160,9 +163,16 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 
 
 def configure_tracing(service: str, otlp_endpoint: str | None = None) -> TracerProvider:
-    """Install a tracer provider for ``service``; export over OTLP/HTTP only when configured."""
+    """Install a tracer provider for ``service``; export over OTLP/HTTP only when configured.
+
+    ``otlp_endpoint`` is the collector's traces URL (``http://collector:4318/v1/traces``) or
+    its base URL, to which ``/v1/traces`` is added.
+    """
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     if otlp_endpoint:
+        if urlsplit(otlp_endpoint).path in ("", "/"):
+            # A collector's base URL: OTLP/HTTP takes traces at /v1/traces.
+            otlp_endpoint = otlp_endpoint.rstrip("/") + "/v1/traces"
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError as exc:
@@ -202,3 +212,31 @@ def inject_trace_headers(
 def extract_trace_context(headers: Headers | None) -> otel_context.Context:
     """The trace context a producer put into a record's Kafka headers (empty if none)."""
     return _PROPAGATOR.extract(list(headers or ()), getter=_HeaderGetter())
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span, to keep with a stored record (or None)."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def traceparent_context(traceparent: str) -> otel_context.Context:
+    """The trace context a stored ``traceparent`` names (empty when it is malformed)."""
+    return _PROPAGATOR.extract({"traceparent": traceparent})
+
+
+def links_to(traceparents: Iterable[str | None]) -> list[trace.Link]:
+    """Span links to the stored ``traceparent`` values that are valid (duplicates once).
+
+    A step that acts on many records at once (one mail reporting a day of incidents) cannot
+    continue all of their traces; its span links to each of them instead.
+    """
+    links: dict[tuple[int, int], trace.Link] = {}
+    for value in traceparents:
+        if not value:
+            continue
+        context = trace.get_current_span(traceparent_context(value)).get_span_context()
+        if context.is_valid:
+            links.setdefault((context.trace_id, context.span_id), trace.Link(context))
+    return list(links.values())

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian machine, idempotently:
-#   - system packages (Java 17+, Maven, PostgreSQL server) via apt-get when missing and root;
+#   - system packages (Java 17+, Maven, PostgreSQL, Prometheus) via apt-get when missing and root;
 #   - a Python >= 3.11 virtualenv in .venv with the project and its test extras.
 # Safe to run again: each step is skipped when already done.
 set -euo pipefail
@@ -13,6 +13,7 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool + the server for ops tests
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
@@ -28,6 +29,15 @@ if ((${#missing[@]})); then
     pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
       pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true
     done
+  fi
+  # Debian's prometheus package starts a server on 9090; the ops tests run their own, so stop it.
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    if [[ -d /run/systemd/system ]]; then
+      systemctl disable --now prometheus >/dev/null 2>&1 || true
+    else
+      service prometheus stop >/dev/null 2>&1 || true
+      update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
   fi
 fi
 

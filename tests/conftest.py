@@ -8,7 +8,7 @@ Integration tests run against the real local stack (Kafka, PostgreSQL, SMTP sink
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -16,12 +16,21 @@ from dagmonitor.settings import DagmonitorSettings
 
 
 @pytest.fixture(scope="session")
-def stack() -> DagmonitorSettings:
-    """Settings pointing at a running local stack (started here when it is not running)."""
+def stack() -> Iterator[DagmonitorSettings]:
+    """Settings pointing at a running local stack (started here when it is not running).
+
+    Topics the session creates are deleted at its end, so a broker that serves many test runs
+    does not pile up thousands of partitions.
+    """
+    import asyncio
+
     from dagmonitor.platform.stack import LocalStack
 
     LocalStack().up(echo=lambda _line: None)
-    return DagmonitorSettings.load()
+    settings = DagmonitorSettings.load()
+    before = set(asyncio.run(_topics(settings)))
+    yield settings
+    asyncio.run(_delete(settings, [t for t in asyncio.run(_topics(settings)) if t not in before]))
 
 
 @pytest.fixture(scope="session")
@@ -39,27 +48,44 @@ def kafka_settings(stack: DagmonitorSettings, topic_prefix: str) -> Iterator[Dag
     settings = DagmonitorSettings.load(topic_prefix=topic_prefix)
     asyncio.run(apply_topics(settings.bootstrap_servers, prefix=topic_prefix))
     yield settings
-    asyncio.run(_delete_prefixed(settings))
+    topics = asyncio.run(_topics(settings))
+    asyncio.run(_delete(settings, [t for t in topics if t.startswith(topic_prefix)]))
 
 
-async def _delete_prefixed(settings: DagmonitorSettings) -> None:
+async def _topics(settings: DagmonitorSettings) -> list[str]:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
-        names = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
-        if names:
-            await admin.delete_topics(names)
+        return list(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def _delete(settings: DagmonitorSettings, names: list[str]) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    if not names:
+        return
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        for start in range(0, len(names), 100):
+            await admin.delete_topics(names[start : start + 100])
     finally:
         await admin.close()
 
 
 @pytest.fixture
-async def fresh_settings(stack: DagmonitorSettings) -> DagmonitorSettings:
-    """Settings with a topic prefix of this test's own, every topic created."""
+async def fresh_settings(stack: DagmonitorSettings) -> AsyncIterator[DagmonitorSettings]:
+    """Settings with a topic prefix of this test's own, every topic created (and deleted after,
+    with faust's internal topics of the same prefix)."""
     from dagmonitor.topic_admin import apply_topics
 
     settings = DagmonitorSettings.load(topic_prefix=f"t{uuid.uuid4().hex[:10]}.")
     await apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix)
-    return settings
+    yield settings
+    await _delete(
+        settings, [t for t in await _topics(settings) if t.startswith(settings.topic_prefix)]
+    )

@@ -80,7 +80,7 @@ async def published_outbox_ids(
     """The outbox ids (of ``source``) on the records of ``partitions`` written since ``since``,
     read up to the end of every partition as it was when the scan began."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **settings.kafka_client_options(),
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",

@@ -155,6 +155,7 @@ async def main() -> None:
     await run_service(
         service=SERVICE,
         settings=settings,
+        host=settings.http_host,
         port=settings.http_port,
         body=body,
         checks={"kafka": distributor.kafka_ready, "postgres": distributor.postgres_ready},

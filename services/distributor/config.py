@@ -57,6 +57,7 @@ class SmtpEndpoint:
 class DistributorSettings(DagmonitorSettings):
     """Settings of the distributor service (ARCHITECTURE.md, section 7)."""
 
+    http_host: str = Field(default="127.0.0.1", description="Interface of /metrics, /healthz.")
     http_port: int = 8084
     db_schema: str = Field(default="distributor", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from dagmonitor.deadletter import Reason
 from dagmonitor.streaming import Incoming, RecordRejected
-from dagmonitor.telemetry import get_logger
+from dagmonitor.telemetry import current_traceparent, get_logger
 from services.distributor.entitlements import Category
 from services.distributor.metrics import RECORDS_STORED
 from services.distributor.store import Store
@@ -54,10 +54,13 @@ class Intake:
             return
         if expected_key(topic, record.value) != record.key:
             raise RecordRejected(Reason.INVALID_FIELD, f"{topic}: key does not match the value")
+        traceparent = current_traceparent()  # the consuming span: the mail links to it
         if topic == ENTRIES_TOPIC:
-            written = await self._store.upsert_entry(record.value)
+            written = await self._store.upsert_entry(record.value, traceparent=traceparent)
             RECORDS_STORED.labels(topic, "written" if written else "older_version").inc()
         else:
             category = NOTICE_TOPICS[topic]
-            await self._store.upsert_notice(topic, record.key, category.value, record.value)
+            await self._store.upsert_notice(
+                topic, record.key, category.value, record.value, traceparent=traceparent
+            )
             RECORDS_STORED.labels(topic, "written").inc()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.distributor.entitlements import Category
+
 MAILS_SENT = Counter(
     "dagmonitor_distributor_mails_sent_total",
     "Mails the SMTP server accepted, by category.",
@@ -63,3 +65,10 @@ RENDER_SECONDS = Histogram(
     ["kind"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+# Every category's series exists from the start (at 0), so the first mail, failure or block
+# already shows as an increase to rate() and the alert rules (deploy/monitoring).
+for _category in Category:
+    for _counter in (MAILS_SENT, MAILS_RETRYING, MAILS_FAILED, PROVISIONS):
+        _counter.labels(_category.value)
+    PROVISIONS_BLOCKED.labels("covenant_expired", _category.value)

@@ -99,7 +99,7 @@ class ProvisionRelay:
         """Keys of the records on the provisions topic from ``since`` to its current end."""
         topic = self._settings.topic(TOPIC)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+            **self._settings.kafka_client_options(),
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",

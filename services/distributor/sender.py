@@ -19,13 +19,16 @@ the same Message-ID, which mail systems drop as a duplicate.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode
 
-from dagmonitor.telemetry import get_logger
+from dagmonitor.telemetry import get_logger, links_to
 from services.distributor.config import DistributorSettings
 from services.distributor.entitlements import LEGAL_BASIS, Category, purpose_of
 from services.distributor.errors import DeliveryError
@@ -42,7 +45,7 @@ from services.distributor.metrics import (
 from services.distributor.outbox import retry_delay
 from services.distributor.schedule import covenant_days_remaining, local_date, provision_allowed
 from services.distributor.smtp import SmtpSession
-from services.distributor.store import Store
+from services.distributor.store import Claimed, Store
 
 Clock = Callable[[], datetime]
 Checkpoint = Callable[[str], None]
@@ -89,14 +92,17 @@ class OutboxSender:
         self._endpoint = settings.smtp_endpoint()
         self._clock = clock
         self._checkpoint = checkpoint
+        self._tracer = trace.get_tracer("dagmonitor.distributor")
         self.wake = asyncio.Event()
 
     def covenant_in_force(self) -> bool:
         """Whether provision is allowed today; keeps the days-remaining gauge current."""
         end = self._settings.covenant_end_date
         today = local_date(self._clock(), self._settings.tz)
-        if end is not None:
-            COVENANT_DAYS_REMAINING.set(covenant_days_remaining(today, end))
+        # Without an end date the covenant runs on: infinitely many days, no alert.
+        COVENANT_DAYS_REMAINING.set(
+            covenant_days_remaining(today, end) if end is not None else math.inf
+        )
         return provision_allowed(today, end)
 
     async def recover(self) -> int:
@@ -158,6 +164,7 @@ class OutboxSender:
     ) -> bool:
         """Send one message; False when the SMTP connection is unusable afterwards."""
         store = self._store
+        span: Span | None = None
         async with store.pool.acquire() as conn:
             if not await store.try_lock(conn, message_id):
                 return True
@@ -165,6 +172,7 @@ class OutboxSender:
                 claimed = await store.claim(conn, message_id)
                 if claimed is None:
                     return True
+                span = await self._mail_span(conn, claimed)
                 self._checkpoint("claimed")
                 try:
                     if connect:
@@ -173,6 +181,7 @@ class OutboxSender:
                         self._settings.smtp_from, claimed.recipient_address, claimed.body
                     )
                 except DeliveryError as exc:
+                    span.set_status(StatusCode.ERROR, type(exc).__name__)
                     await self._attempt_failed(
                         conn, claimed.message_id, claimed.category, claimed.attempts, exc, result
                     )
@@ -201,7 +210,32 @@ class OutboxSender:
                 )
                 return True
             finally:
+                if span is not None:
+                    span.end()
                 await store.unlock(conn, message_id)
+
+    async def _mail_span(self, conn: asyncpg.Connection, claimed: Claimed) -> Span:
+        """A span for sending one mail, in the trace of the records it provides.
+
+        One record: the mail's span continues that record's trace (ingest -> classifier ->
+        distributor -> mail). Several (a daily report): it links to each record's trace.
+        """
+        links = links_to(await self._store.traceparents(conn, claimed.records))
+        parent = None
+        if len(links) == 1:
+            parent = trace.set_span_in_context(trace.NonRecordingSpan(links[0].context))
+        return self._tracer.start_span(
+            "distributor send mail",
+            context=parent,
+            kind=SpanKind.CLIENT,
+            links=links,
+            attributes={
+                "dagmonitor.category": claimed.category,
+                "dagmonitor.recipient_role": claimed.recipient_role,
+                "dagmonitor.records": len(claimed.records),
+                "dagmonitor.attempt": claimed.attempts,
+            },
+        )
 
     async def _attempt_failed(
         self,

@@ -93,31 +93,64 @@ class Store:
 
     # -- consumed records ----------------------------------------------------------------
 
-    async def upsert_entry(self, value: Mapping[str, Any]) -> bool:
-        """Insert or replace an entry unless a newer version is stored; True when written."""
-        placeholders = ", ".join(f"${i}" for i in range(1, len(_ENTRY_COLUMNS) + 1))
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _ENTRY_COLUMNS[1:])
+    async def upsert_entry(
+        self, value: Mapping[str, Any], *, traceparent: str | None = None
+    ) -> bool:
+        """Insert or replace an entry unless a newer version is stored; True when written.
+
+        ``traceparent`` is the trace context of the span that consumed it (for the mail's span).
+        """
+        columns = (*_ENTRY_COLUMNS, "traceparent")
+        placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
         status = await self.pool.execute(
-            f"INSERT INTO entries ({', '.join(_ENTRY_COLUMNS)}) VALUES ({placeholders}) "
+            f"INSERT INTO entries ({', '.join(columns)}) VALUES ({placeholders}) "
             f"ON CONFLICT (registration_number) DO UPDATE SET {updates}, received_at = now() "
             "WHERE entries.version <= EXCLUDED.version",
             *(value.get(c) for c in _ENTRY_COLUMNS),
+            traceparent,
         )
         return status.endswith(" 1")
 
     async def upsert_notice(
-        self, topic: str, key: str, category: str, value: Mapping[str, Any]
+        self,
+        topic: str,
+        key: str,
+        category: str,
+        value: Mapping[str, Any],
+        *,
+        traceparent: str | None = None,
     ) -> None:
         """Insert or refresh an approved record; a record already batched stays batched."""
         await self.pool.execute(
-            "INSERT INTO notices (topic, key, category, value) VALUES ($1, $2, $3, $4::jsonb) "
+            "INSERT INTO notices (topic, key, category, value, traceparent) "
+            "VALUES ($1, $2, $3, $4::jsonb, $5) "
             "ON CONFLICT (topic, key) DO UPDATE SET value = EXCLUDED.value, "
-            "category = EXCLUDED.category",
+            "category = EXCLUDED.category, traceparent = EXCLUDED.traceparent",
             topic,
             key,
             category,
             to_json(value),
+            traceparent,
         )
+
+    @staticmethod
+    async def traceparents(
+        conn: asyncpg.Connection, records: Sequence[RecordRef]
+    ) -> list[str | None]:
+        """The stored trace contexts of ``records`` (those still stored)."""
+        entries = [r.key for r in records if r.topic == "dagmonitor.entries"]
+        notices = [r for r in records if r.topic != "dagmonitor.entries"]
+        rows = await conn.fetch(
+            "SELECT traceparent FROM entries WHERE registration_number = ANY($1::text[]) "
+            "UNION ALL SELECT n.traceparent FROM notices n "
+            "JOIN unnest($2::text[], $3::text[]) AS r(topic, key) "
+            "ON n.topic = r.topic AND n.key = r.key",
+            entries,
+            [r.topic for r in notices],
+            [r.key for r in notices],
+        )
+        return [row["traceparent"] for row in rows]
 
     async def delete_record(self, topic: str, key: str) -> tuple[int, int]:
         """A tombstone: delete the record and every unsent mail that carries it.

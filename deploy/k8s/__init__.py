@@ -1,0 +1,1 @@
+"""Kubernetes deployment: the access table and the generator of derived manifests."""

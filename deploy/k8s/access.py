@@ -1,0 +1,102 @@
+"""Which topics and consumer groups each service may use: the one ACL table.
+
+The ``KafkaUser`` of each service (``base/<service>/kafkauser.yaml``) is generated from
+``ACCESS`` by ``python -m deploy.k8s.generate``. Least privilege: a service reads only what it
+consumes (or reads back to recover an outbox), writes only what it produces, and joins only its
+own consumer group. A faust service also reads and writes its own internal topics (table
+changelogs, the leader topic, repartitioned streams), found from the faust app itself.
+
+tests/unit/ops/test_access.py checks this table against what each service's code subscribes
+to and produces; the pipeline test (tests/integration/ops) checks it against what the running
+services counted in ``dagmonitor_records_in_total`` / ``dagmonitor_records_out_total``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dagmonitor import topics
+
+DEAD_LETTERS = "pipeline.deadletter"
+
+
+@dataclass(frozen=True)
+class ServiceAccess:
+    """One row: what one service may read and write, in contract topic names."""
+
+    service: str
+    reads: frozenset[str]
+    """Topics it consumes, or reads back (the outbox relays' recovery scans)."""
+    writes: frozenset[str]
+    """Topics it produces to (tombstones included)."""
+    faust: bool = False
+    """A faust app: its consumer group is the app id, and it uses internal topics."""
+    group: bool = True
+    """It consumes as the consumer group ``dagmonitor-<service>`` (under the topic prefix)."""
+
+
+_COMPACTED = frozenset(spec.name for spec in topics.compacted_outputs())
+
+ACCESS: tuple[ServiceAccess, ...] = (
+    ServiceAccess(
+        "ingest",
+        reads=frozenset({"bvh.incidents", "bvh.persons"}),
+        # bvh.*: records POSTed over HTTP are published there, as a police system would.
+        writes=frozenset(
+            {"bvh.incidents", "bvh.persons", "ingest.incidents", "ingest.persons", DEAD_LETTERS}
+        ),
+        faust=True,
+    ),
+    ServiceAccess(
+        "classifier",
+        reads=frozenset({"ingest.incidents", "ingest.persons", "escalations.approved"}),
+        writes=frozenset(
+            {"dagmonitor.entries", "vehicles.signals", "approval.requests", DEAD_LETTERS}
+        ),
+        faust=True,
+    ),
+    ServiceAccess(
+        "approval",
+        # The decision topics are read back by the outbox relay's recovery scan.
+        reads=frozenset(
+            {
+                "approval.requests",
+                "approval.decisions",
+                "persons.approved",
+                "victims.approved",
+                "escalations.approved",
+            }
+        ),
+        writes=frozenset(
+            {
+                "approval.decisions",
+                "persons.approved",
+                "victims.approved",
+                "escalations.approved",
+                DEAD_LETTERS,
+            }
+        ),
+    ),
+    ServiceAccess(
+        "distributor",
+        # distribution.provisions is read back by the provision relay's recovery scan.
+        reads=frozenset(
+            {
+                "dagmonitor.entries",
+                "persons.approved",
+                "victims.approved",
+                "vehicles.signals",
+                "distribution.provisions",
+            }
+        ),
+        writes=frozenset({"distribution.provisions", DEAD_LETTERS}),
+    ),
+    ServiceAccess(
+        "retention",
+        # ARCHITECTURE.md section 2: every compacted output topic in, tombstones back on them.
+        reads=_COMPACTED,
+        writes=_COMPACTED | {"retention.events", DEAD_LETTERS},
+    ),
+)
+
+BY_SERVICE = {row.service: row for row in ACCESS}

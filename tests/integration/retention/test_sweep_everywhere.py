@@ -1,0 +1,282 @@
+"""The sweep on the real stack, with the services that keep copies running beside it.
+
+Records on all six provided topics, 366 days, 365 days and 1 ms, exactly 365 days and 364 days
+before the sweep's "now". Exactly the first two ages go: from the index, from every topic
+(tombstone, and after compaction no value left at all), from approval's requests and their
+personal data, from the distributor's entries, notices and unsent mails; each with a
+``RetentionEvent``. Everything younger is untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from dagmonitor.codec import RETENTION_EVENT, default_codec
+from dagmonitor.settings import DagmonitorSettings
+from services.approval.app import ApprovalApp
+from services.approval.config import ApprovalSettings
+from services.approval.domain import Category
+from services.distributor.app import Distributor
+from services.distributor.config import DistributorSettings
+from services.distributor.schedule import local_date
+from services.retention.app import RetentionApp
+from services.retention.policy import PROVIDED_TOPICS
+from tests.integration.retention.conftest import (
+    Record,
+    caught_up,
+    eventually,
+    index_rows,
+    latest,
+    now_ms,
+    produce,
+    public_key_pem,
+    read_topic,
+    retention_settings,
+)
+from tests.samples import escalation
+from tests.unit.approval.samples import approval_request
+from tests.unit.distributor.samples import approved_person, approved_victim, entry, vehicle_signal
+
+pytestmark = pytest.mark.integration
+
+YEAR = timedelta(days=365)
+EXPIRED = ("366d", "365d+1ms")
+NOTICE_TOPICS = ("persons.approved", "victims.approved", "vehicles.signals")
+KEPT = ("365d", "364d")
+
+
+def ages(t0: datetime) -> dict[str, datetime]:
+    """Provision instants, named by their age at the sweep's now = t0 + 365 days."""
+    return {
+        "366d": t0 - timedelta(days=1),
+        "365d+1ms": t0 - timedelta(milliseconds=1),
+        "365d": t0,
+        "364d": t0 + timedelta(days=1),
+    }
+
+
+def records_for(tag: str, n: int, label: str, at: datetime) -> list[Record]:
+    """One record on each provided topic, provided at ``at``."""
+    reg = f"PL0900-{tag}{n:02d}"
+    signal = vehicle_signal(reg)
+    signal["plate"] = f"XX-{n:03d}-Q"
+    postcode = f"{3000 + n}ZZ"
+    out = [
+        Record(
+            "dagmonitor.entries",
+            reg,
+            entry(
+                reg,
+                mk_code="A20",
+                mk_description="GEKWAL. DIEFSTAL IN/UIT WONING",
+                reported_at=at,
+                street="Proefsteeg",
+                house_number=n,
+            ),
+            at,
+        ),
+        Record("vehicles.signals", f"{reg}:{signal['plate']}", signal, at),
+        Record(
+            "approval.requests",
+            f"req-{tag}-{label}",
+            approval_request(Category.SUSPECT, f"req-{tag}-{label}", created_at=at),
+            at,
+        ),
+        Record("persons.approved", f"p-{tag}-{label}", approved_person(f"p-{tag}-{label}"), at),
+        Record("victims.approved", f"v-{tag}-{label}", approved_victim(f"v-{tag}-{label}"), at),
+        Record("escalations.approved", postcode, escalation(postcode), at),
+    ]
+    assert {r.topic for r in out} == set(PROVIDED_TOPICS)
+    return out
+
+
+async def _fetch(
+    settings: ApprovalSettings | DistributorSettings, sql: str, *args: object
+) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        await conn.execute(f"SET search_path TO {settings.db_schema}")
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def test_sweep_deletes_exactly_the_expired_records_on_every_topic_and_in_every_service(
+    prefixed: DagmonitorSettings, schemas: Callable[[str], str]
+) -> None:
+    tag = uuid.uuid4().hex[:6].upper()
+    t0 = now_ms() - timedelta(days=10)
+    now = t0 + YEAR
+    by_age = {
+        label: records_for(tag, i, label, at) for i, (label, at) in enumerate(ages(t0).items())
+    }
+    provided_at = {(r.topic, r.key): r.at for rs in by_age.values() for r in rs}
+    gone = {(r.topic, r.key) for label in EXPIRED for r in by_age[label]}
+    kept = {(r.topic, r.key) for label in KEPT for r in by_age[label]}
+
+    settings = retention_settings(prefixed, schemas("retention"))
+    approval = ApprovalApp(
+        ApprovalSettings.load(
+            topic_prefix=prefixed.topic_prefix,
+            db_schema=schemas("approval"),
+            approval_jwt_public_keys=public_key_pem(),
+        ),
+        group=f"test-{tag}",
+    )
+    distributor = Distributor(
+        DistributorSettings.load(
+            topic_prefix=prefixed.topic_prefix,
+            db_schema=schemas("distributor"),
+            smtp_allow_plaintext=True,
+        )
+    )
+    retention = RetentionApp(settings)
+    stop = asyncio.Event()
+    await approval.start()
+    await distributor.start()
+    await retention.start()
+    assert approval.consumer and distributor.consumer and distributor.dispatcher
+    assert retention.sweeper
+    tasks = [
+        asyncio.create_task(approval.consumer.run(stop)),
+        asyncio.create_task(distributor.consumer.run(stop)),
+        asyncio.create_task(retention.run(stop)),
+    ]
+    dist = distributor.settings
+    try:
+        # Phase 1, the records that will expire: their notices in one batch of unsent mails,
+        # the oldest entry in a daily report of its own day, also unsent.
+        await produce(prefixed, [r for label in EXPIRED for r in by_age[label]])
+        await eventually(lambda: _count(dist, "SELECT count(*) FROM notices", 6))
+        await eventually(lambda: _count(dist, "SELECT count(*) FROM entries", 2))
+        await distributor.dispatcher.batch_notices()
+        await distributor.dispatcher.ensure_daily(local_date(ages(t0)["366d"], dist.tz))
+        old_mails = {r["message_id"] for r in await _fetch(dist, "SELECT message_id FROM outbox")}
+        # Phase 2, the records that stay: mails of their own.
+        await produce(prefixed, [r for label in KEPT for r in by_age[label]])
+        await eventually(lambda: _count(dist, "SELECT count(*) FROM notices", 12))
+        await eventually(lambda: _count(dist, "SELECT count(*) FROM entries", 4))
+        await distributor.dispatcher.batch_notices()
+        await distributor.dispatcher.ensure_daily(local_date(ages(t0)["364d"], dist.tz))
+        all_mails = {r["message_id"] for r in await _fetch(dist, "SELECT message_id FROM outbox")}
+        young_mails = all_mails - old_mails
+        assert len(old_mails) == len(young_mails) >= 4  # three notice categories and a daily
+        # The unsent old mails carry exactly the expired notices and the oldest entry.
+        carried = await _fetch(
+            dist,
+            "SELECT DISTINCT topic, key FROM outbox_records WHERE message_id = ANY($1)",
+            list(old_mails),
+        )
+        oldest_entry = next(r for r in by_age["366d"] if r.topic == "dagmonitor.entries")
+        assert {(r["topic"], r["key"]) for r in carried} == {
+            k for k in gone if k[0] in NOTICE_TOPICS
+        } | {(oldest_entry.topic, oldest_entry.key)}
+        await eventually(lambda: _count(approval.settings, "SELECT count(*) FROM requests", 4))
+
+        async def indexed() -> bool:
+            return len(await index_rows(settings)) == 24
+
+        await eventually(indexed)
+        assert await index_rows(settings) == provided_at  # the Kafka timestamps, to the ms
+
+        before = now_ms()
+        result = await retention.sweeper.sweep(now)
+        swept_at, after = time.monotonic(), datetime.now(UTC)
+        assert result.expired == {topic: 2 for topic in PROVIDED_TOPICS}
+        assert result.cutoff == t0
+
+        # The index keeps exactly the records provided at most 365 days before now.
+        assert set(await index_rows(settings)) == kept
+
+        # Each service deleted its copy when it consumed the tombstone.
+        await eventually(lambda: _count(approval.settings, "SELECT count(*) FROM requests", 2))
+        await eventually(lambda: _count(dist, "SELECT count(*) FROM entries", 2))
+        await eventually(lambda: _count(dist, "SELECT count(*) FROM notices", 6))
+        requests = await _fetch(
+            approval.settings,
+            "SELECT r.request_id, s.request IS NOT NULL AS has_subject FROM requests r "
+            "LEFT JOIN request_subjects s USING (request_id)",
+        )
+        assert {(r["request_id"], r["has_subject"]) for r in requests} == {
+            (key, True) for topic, key in kept if topic == "approval.requests"
+        }
+        assert await _count(approval.settings, "SELECT count(*) FROM request_subjects", 2)
+        entries = await _fetch(dist, "SELECT registration_number FROM entries")
+        assert {("dagmonitor.entries", r[0]) for r in entries} == {
+            k for k in kept if k[0] == "dagmonitor.entries"
+        }
+        notices = await _fetch(dist, "SELECT topic, key FROM notices")
+        assert {(r["topic"], r["key"]) for r in notices} == {
+            k for k in kept if k[0] in NOTICE_TOPICS
+        }
+        await eventually(
+            lambda: _count(dist, "SELECT count(*) FROM outbox", len(young_mails)), timeout=10
+        )
+        left = await _fetch(dist, "SELECT message_id, body IS NOT NULL AS body FROM outbox")
+        assert {(r["message_id"], r["body"]) for r in left} == {(m, True) for m in young_mails}
+
+        # One RetentionEvent per deleted record, keyed topic:key.
+        codec = default_codec()
+        events = await read_topic(prefixed, "retention.events")
+        decoded = {e.key: codec.decode(e.value, expect=RETENTION_EVENT).record for e in events}
+        assert len(events) == len(decoded) == len(gone)
+        assert set(decoded) == {f"{topic}:{key}" for topic, key in gone}
+        for (topic, key), value in ((k.split(":", 1), v) for k, v in decoded.items()):
+            assert value["topic"] == topic and value["key"] == key
+            assert value["provided_at"] == provided_at[(topic, key)]
+            assert before <= value["deleted_at"] <= after  # when it happened, not the "now"
+            assert value["reason"] == "retention_365d"
+
+        # On every topic: a tombstone is the last word for each swept key, the others keep
+        # their value.
+        for topic in PROVIDED_TOPICS:
+            last = latest(await read_topic(prefixed, topic))
+            for t, key in gone:
+                if t == topic:
+                    assert last[key] is None, (topic, key)
+            for t, key in kept:
+                if t == topic:
+                    assert last[key] is not None, (topic, key)
+
+        # After compaction, reading a topic from the beginning yields no value for a swept key.
+        async def compacted() -> bool:
+            for topic in PROVIDED_TOPICS:
+                for read in await read_topic(prefixed, topic):
+                    if (topic, read.key) in gone and read.value is not None:
+                        return False
+            return True
+
+        await eventually(compacted, timeout=90)
+        took = time.monotonic() - swept_at
+        print(f"\ncompaction removed every swept value {took:.1f} s after the sweep")
+        for topic in PROVIDED_TOPICS:
+            values = {r.key for r in await read_topic(prefixed, topic) if r.value is not None}
+            assert {key for t, key in kept if t == topic} <= values
+
+        # The segment-roll markers (tombstones of keys that never held a value) are harmless
+        # to every consumer: handled, nothing dead-lettered, the young copies still there.
+        assert approval.consumer is not None and distributor.consumer is not None
+        await eventually(lambda: caught_up(approval.consumer))  # type: ignore[arg-type]
+        await eventually(lambda: caught_up(distributor.consumer))  # type: ignore[arg-type]
+        assert await read_topic(prefixed, "pipeline.deadletter") == []
+        assert await _count(dist, "SELECT count(*) FROM entries", 2)
+        assert await _count(dist, "SELECT count(*) FROM notices", 6)
+        assert await _count(approval.settings, "SELECT count(*) FROM request_subjects", 2)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await retention.stop()
+        await distributor.close()
+        await approval.stop()
+
+
+async def _count(settings: ApprovalSettings | DistributorSettings, sql: str, want: int) -> bool:
+    rows = await _fetch(settings, sql)
+    return int(rows[0][0]) == want

@@ -1,0 +1,135 @@
+"""The ACL table (deploy/k8s/access.py) against what each service's code reads and writes."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+import yaml
+
+from dagmonitor import topics
+from dagmonitor.codec import INCIDENT_EVENT, PERSON_NOTICE
+from dagmonitor.deadletter import TOPIC as DEAD_LETTERS
+from dagmonitor.generate import Generator
+from dagmonitor.jsonio import record_from_json
+from deploy.k8s.access import ACCESS, BY_SERVICE
+from deploy.k8s.generate import BASE, faust_apps
+from services.classifier.annex import load_annex
+from services.classifier.policy import (
+    ENTRIES,
+    REQUESTS,
+    VEHICLES,
+    PolicyConfig,
+    classify_incident,
+    classify_notice,
+)
+
+
+@pytest.fixture(scope="module")
+def apps() -> dict[str, object]:
+    return faust_apps()
+
+
+def _consumed(app: object) -> set[str]:
+    """The contract topics the app's agents subscribe to (its internal topics excluded)."""
+    return {
+        name
+        for agent in app.agents.values()  # type: ignore[attr-defined]
+        if not getattr(agent.channel, "internal", False)
+        for name in agent.channel.topics
+    }
+
+
+def test_every_service_has_one_row_and_only_table_topics() -> None:
+    assert [row.service for row in ACCESS] == [
+        "ingest",
+        "classifier",
+        "approval",
+        "distributor",
+        "retention",
+    ]
+    for row in ACCESS:
+        assert row.reads | row.writes <= set(topics.BY_NAME), row.service
+
+
+def test_ingest_reads_the_police_topics_and_writes_their_validated_copies(apps: dict) -> None:
+    from services.ingest.pipeline import KINDS
+
+    row = BY_SERVICE["ingest"]
+    assert row.reads == _consumed(apps["ingest"]) == {k.source for k in KINDS}
+    # HTTP POSTs are published to bvh.* (as a police system would), then validated onwards.
+    assert row.writes == {k.target for k in KINDS} | {k.source for k in KINDS} | {DEAD_LETTERS}
+    assert apps["ingest"].conf.id == "dagmonitor-ingest"  # type: ignore[attr-defined]
+
+
+def test_classifier_writes_exactly_what_the_policy_outputs(apps: dict) -> None:
+    row = BY_SERVICE["classifier"]
+    assert row.reads == _consumed(apps["classifier"])
+    generator = Generator(seed=3, day=date(2026, 11, 27))
+    policy = PolicyConfig("GM0344", frozenset({"WK034405", "WK034402"}), b"k")
+    produced: set[str] = set()
+    for line in generator.incidents(600):
+        record = record_from_json(INCIDENT_EVENT, line)
+        decision = classify_incident(record, policy, load_annex(), now=record["reported_at"])
+        produced |= {o.topic for o in decision.outputs}
+    for line in generator.notices(20):
+        record = record_from_json(PERSON_NOTICE, line)
+        produced |= {
+            o.topic for o in classify_notice(record, policy, now=record["valid_from"]).outputs
+        }
+    assert produced == {ENTRIES, VEHICLES, REQUESTS}
+    assert row.writes == produced | {DEAD_LETTERS}
+
+
+def test_approval_consumes_requests_and_publishes_its_outbox() -> None:
+    from services.approval.app import REQUESTS_TOPIC
+    from services.approval.outbox import RELAY_TOPICS
+
+    row = BY_SERVICE["approval"]
+    # The relay's recovery reads back what it published.
+    assert row.reads == {REQUESTS_TOPIC, *RELAY_TOPICS}
+    assert row.writes == {*RELAY_TOPICS, DEAD_LETTERS}
+
+
+def test_distributor_consumes_what_it_mails_and_publishes_provisions() -> None:
+    from services.distributor.intake import TOPICS
+    from services.distributor.relay import TOPIC as PROVISIONS
+
+    row = BY_SERVICE["distributor"]
+    assert row.reads == {*TOPICS, PROVISIONS}
+    assert row.writes == {PROVISIONS, DEAD_LETTERS}
+
+
+def test_retention_indexes_and_tombstones_every_provided_topic() -> None:
+    from services.retention.policy import PROVIDED_TOPICS
+    from services.retention.publisher import EVENTS_TOPIC
+
+    row = BY_SERVICE["retention"]
+    assert set(PROVIDED_TOPICS) == {spec.name for spec in topics.compacted_outputs()}
+    assert row.reads == set(PROVIDED_TOPICS)
+    # Tombstones (and segment-roll markers) go back on the provided topics.
+    assert row.writes == set(PROVIDED_TOPICS) | {EVENTS_TOPIC, DEAD_LETTERS}
+
+
+def test_each_kafka_user_grants_exactly_its_row() -> None:
+    for row in ACCESS:
+        (user,) = yaml.safe_load_all((BASE / row.service / "kafkauser.yaml").read_text())
+        assert user["metadata"]["name"] == f"dagmonitor-{row.service}"
+        acls = user["spec"]["authorization"]["acls"]
+        granted = {
+            (a["resource"]["type"], a["resource"]["name"], op)
+            for a in acls
+            for op in a["operations"]
+        }
+        assert all(a["resource"]["patternType"] == "literal" for a in acls), "no wildcards"
+        table = {t for t in row.reads | row.writes}
+        named = {name for kind, name, _ in granted if kind == "topic"}
+        internal = {n for n in named if n.startswith(f"dagmonitor-{row.service}-")}
+        assert named - internal == table
+        for topic in table:
+            assert (("topic", topic, "Read") in granted) == (topic in row.reads)
+            assert (("topic", topic, "Write") in granted) == (topic in row.writes)
+        assert {(k, n) for k, n, _ in granted if k == "group"} == {
+            ("group", f"dagmonitor-{row.service}")
+        }
+        assert {op for _, _, op in granted} <= {"Read", "Write", "Describe"}
