@@ -6,7 +6,7 @@
 #
 # The code runs from /app (the codec finds schemas/ beside the dagmonitor package); the
 # dependencies live in /opt/venv. It runs as uid 10001 with a read-only root filesystem:
-# writable are only /tmp and the working directory /var/lib/dagmonitor (faust's <app id>-data),
+# writable are only /tmp and /var/lib/dagmonitor (DAGMONITOR_LOCAL_DIR: faust's <app id>-data),
 # both mounted as emptyDir volumes in Kubernetes.
 
 FROM python:3.11-slim-bookworm AS build
@@ -36,7 +36,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
     MPLCONFIGDIR=/tmp/matplotlib \
-    DAGMONITOR_HTTP_HOST=0.0.0.0
+    DAGMONITOR_HTTP_HOST=0.0.0.0 \
+    DAGMONITOR_LOCAL_DIR=/var/lib/dagmonitor
 WORKDIR /var/lib/dagmonitor
 USER 10001:10001
 ENTRYPOINT ["python", "-m"]

@@ -27,7 +27,7 @@ from opentelemetry import trace
 
 from dagmonitor.deadletter import DeadLetters, Reason, Source, reason_for
 from dagmonitor.errors import CodecError
-from dagmonitor.settings import DagmonitorSettings
+from dagmonitor.settings import DagmonitorSettings, local_dir
 from dagmonitor.streaming import CONSUMER_LAG, TRANSIENT_ERRORS, RecordRejected
 from dagmonitor.telemetry import PROCESSING_SECONDS, RECORDS_IN, extract_trace_context, get_logger
 
@@ -50,6 +50,8 @@ def create_app(settings: DagmonitorSettings, service: str, **conf: Any) -> faust
         "broker_commit_interval": 1.0,
         "topic_replication_factor": 1,
         "table_standby_replicas": 0,
+        # faust makes a folder per app even with the memory store: keep it out of the cwd.
+        "datadir": str(local_dir() / "faust" / "{conf.name}-data"),
         # A killed worker's partitions move to a live one within ~10 s, not faust's 60 s.
         "broker_session_timeout": 10.0,
         "broker_heartbeat_interval": 1.0,
