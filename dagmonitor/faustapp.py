@@ -36,6 +36,8 @@ _log = get_logger(__name__)
 
 def create_app(settings: DagmonitorSettings, service: str, **conf: Any) -> faust.App:
     """A faust app for ``service`` on the configured brokers (raw keys and values)."""
+    faust_dir = local_dir() / "faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
         "broker": [f"kafka://{server}" for server in settings.bootstrap_servers],
         "store": "memory://",
@@ -51,7 +53,7 @@ def create_app(settings: DagmonitorSettings, service: str, **conf: Any) -> faust
         "topic_replication_factor": 1,
         "table_standby_replicas": 0,
         # faust makes a folder per app even with the memory store: keep it out of the cwd.
-        "datadir": str(local_dir() / "faust" / "{conf.name}-data"),
+        "datadir": str(faust_dir / "{conf.name}-data"),
         # A killed worker's partitions move to a live one within ~10 s, not faust's 60 s.
         "broker_session_timeout": 10.0,
         "broker_heartbeat_interval": 1.0,
