@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -150,3 +150,43 @@ async def test_a_day_from_police_records_to_mails_and_register(pipeline: Pipelin
     delivered = sorted((m.message["Message-ID"], a) for m in mails for a in m.to)
     assert sorted((r["message_id"], r["recipient_address"]) for r in rows) == delivered
     assert {r["legal_basis"] for r in rows} == {"art. 20 Wpg"}
+
+    # 366 days later the retention sweep removes every provided record, everywhere.
+    await _sweep_a_year_later(pipeline)
+
+
+async def _sweep_a_year_later(pipeline: Pipeline) -> None:
+    from services.retention.cli import _sweep
+    from services.retention.config import RetentionSettings
+    from tests.kafkautil import read_all
+
+    retention = pipeline.schema("retention")
+    indexed = await pipeline.settled(f"SELECT count(*) FROM {retention}.provided", settle=3.0)
+    settings = RetentionSettings.load(
+        topic_prefix=pipeline.settings.topic_prefix, db_schema=retention
+    )
+    result = await _sweep(settings, datetime.now(UTC) + timedelta(days=366))
+    assert result.total == indexed
+    assert (await pipeline.query(f"SELECT count(*) FROM {retention}.provided"))[0][0] == 0
+
+    distributor, approval = pipeline.schema("distributor"), pipeline.schema("approval")
+    for table in (
+        f"{distributor}.entries",
+        f"{distributor}.notices",
+        f"{approval}.request_subjects",
+    ):
+        for _ in range(60):
+            if (await pipeline.query(f"SELECT count(*) FROM {table}"))[0][0] == 0:
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError(f"{table} still holds records after the sweep")
+
+    # On the topics the last word of every provided key is a tombstone, and the sweep is audited.
+    latest: dict[str | None, Any] = {}
+    for key, value in await read_all(pipeline.settings, "dagmonitor.entries", idle=1.0):
+        latest[key] = value
+    real = {k: v for k, v in latest.items() if k and not k.startswith("dagmonitor.retention.")}
+    assert real and all(value is None for value in real.values())
+    events = await read_all(pipeline.settings, "retention.events", expect=indexed)
+    assert len(events) == indexed
