@@ -56,7 +56,7 @@ class Result:
     p99_ms: float
 
 
-def incidents(count: int, day_offset: int = 1) -> list[tuple[bytes, bytes]]:
+def incidents(count: int, day_offset: int = 1, first: int = 1) -> list[tuple[bytes, bytes]]:
     """(key, value) of ``count`` shared-looking incidents reported recently (valid for ingest)."""
     codec = default_codec()
     day = (datetime.now(UTC) - timedelta(days=day_offset)).date()
@@ -64,7 +64,7 @@ def incidents(count: int, day_offset: int = 1) -> list[tuple[bytes, bytes]]:
     for sequence, line in enumerate(Generator(seed=21, day=day).incidents(count * 2)):
         if len(pairs) == count:
             break
-        line = dict(line, registration_number=f"PL0900-{day.year}{sequence + 1:06d}", version=1)
+        line = dict(line, registration_number=f"PL0900-{day.year}{sequence + first:06d}", version=1)
         line["event_id"] = f"EVT-{line['registration_number']}"
         record = record_from_json(INCIDENT_EVENT, line)
         pairs.append((line["registration_number"].encode(), codec.encode(INCIDENT_EVENT, record)))
@@ -217,7 +217,8 @@ async def main() -> None:
 
     relay_spec = TopicSpec("bench.relay", "k", INCIDENT_EVENT, 6, get("bvh.incidents").cleanup, 1)
     burst = incidents(args.count)
-    steady = incidents(int(args.rate * args.seconds), day_offset=2)
+    # Other registration numbers than the burst's: ingest would rightly drop them as repeats.
+    steady = incidents(int(args.rate * args.seconds), day_offset=2, first=500_001)
 
     # relay and classifier: throughput on a full topic, then latency at the offered rate.
     settings = prefixed()
