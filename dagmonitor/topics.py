@@ -27,13 +27,14 @@ class Cleanup(StrEnum):
 # 365 days after provision; these keep the tombstoned value from lingering on disk:
 # a segment rolls at least daily (segment.ms), a dirty key is compacted within a day at most
 # (max.compaction.lag.ms), the cleaner starts early (min.cleanable.dirty.ratio), and the
-# tombstone itself is dropped a day after compaction (delete.retention.ms).
+# tombstone itself is kept a week after compaction (delete.retention.ms), as long as the input
+# topics keep data, so a consumer that was down for days still sees it and deletes its copy.
 _COMPACTION = MappingProxyType(
     {
         "segment.ms": str(DAY_MS),
         "max.compaction.lag.ms": str(DAY_MS),
         "min.cleanable.dirty.ratio": "0.1",
-        "delete.retention.ms": str(DAY_MS),
+        "delete.retention.ms": str(7 * DAY_MS),
     }
 )
 
