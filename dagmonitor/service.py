@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Protocol
 
 from aiohttp import web
 
@@ -23,6 +24,29 @@ from dagmonitor.telemetry import (
 )
 
 Body = Callable[[asyncio.Event], Awaitable[None]]
+
+
+class Lifecycle(Protocol):
+    """A service's parts that start, run until told to stop, and stop."""
+
+    async def start(self) -> None: ...
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def lifecycle_body(parts: Lifecycle) -> Body:
+    """A ``run_service`` body: start the parts, run them until ``stop``, always stop them."""
+
+    async def body(stop: asyncio.Event) -> None:
+        await parts.start()
+        try:
+            await parts.run(stop)
+        finally:
+            await parts.stop()
+
+    return body
 
 
 async def run_service(

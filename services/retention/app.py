@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from dagmonitor.db import create_pool, migrate
 from dagmonitor.deadletter import DeadLetters
-from dagmonitor.service import run_service
+from dagmonitor.service import lifecycle_body, run_service
 from dagmonitor.streaming import TRANSIENT_ERRORS, Incoming, RecordConsumer, new_producer
 from dagmonitor.telemetry import ReadinessCheck, get_logger
 from services.distributor.schedule import last_daily_run
@@ -244,18 +244,11 @@ async def serve(settings: RetentionSettings | None = None) -> None:
     settings = settings or RetentionSettings.load()
     app = RetentionApp(settings)
 
-    async def body(stop: asyncio.Event) -> None:
-        await app.start()
-        try:
-            await app.run(stop)
-        finally:
-            await app.stop()
-
     await run_service(
         service=SERVICE,
         settings=settings,
         port=settings.http_port,
         host=settings.http_host,
-        body=body,
+        body=lifecycle_body(app),
         checks=app.checks(),
     )
