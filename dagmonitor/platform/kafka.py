@@ -169,8 +169,8 @@ def format_storage(layout: KafkaLayout) -> None:
         layout,
         "kafka.tools.StorageTool",
         "format",
-        "-t",
-        _cluster_id(layout),
+        # "=": a random id may start with "-", which argparse would take for an option.
+        f"--cluster-id={_cluster_id(layout)}",
         "-c",
         str(layout.config),
         "--standalone",

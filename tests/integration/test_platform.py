@@ -59,3 +59,16 @@ def test_status_command_reports_every_server_up(stack: DagmonitorSettings) -> No
     ]
     assert all(line.split()[-1] == "up" for line in result.stdout.splitlines())
     assert ":dagmonitor@" not in result.stdout, "the database password is redacted"
+
+
+def test_storage_formats_with_a_cluster_id_that_starts_with_a_dash(
+    stack: DagmonitorSettings, tmp_path: Path
+) -> None:
+    # Random base64url ids start with "-" one time in 64; argparse must not take it for a flag.
+    layout = KafkaLayout(tmp_path / "kafka")
+    layout.root.mkdir()
+    layout.libs.symlink_to(local_dir() / "kafka" / "libs")
+    layout.cluster_id_file.write_text("-AbCdEfGhIjKlMnOpQrStU\n")
+    kafka.write_config(layout, process.free_port(), process.free_port())
+    kafka.format_storage(layout)
+    assert "cluster.id=-AbCdEfGhIjKlMnOpQrStU" in (layout.data / "meta.properties").read_text()
