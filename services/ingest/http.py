@@ -17,7 +17,7 @@ from aiohttp import web
 from dagmonitor.errors import CodecError
 from dagmonitor.jsonio import InputError, record_from_json
 from dagmonitor.telemetry import RECORDS_IN, get_logger
-from services.ingest.pipeline import INCIDENTS, NOTICES, Kind, check
+from services.ingest.pipeline import INCIDENTS, NOTICES, Kind
 from services.ingest.validation import InvalidRecord
 
 if TYPE_CHECKING:
@@ -60,16 +60,10 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
                 return _problem(
                     415, "unsupported_media_type", "send application/json or application/avro"
                 )
-            probe = ingest.codec.decode(raw, expect=kind.schema).record
-            key = probe[kind.key_field].encode("utf-8")
-            record = check(
-                kind,
-                raw,
-                key,
-                ingest.codec,
-                now=ingest.clock(),
-                clock_skew=ingest.settings.clock_skew,
-            )
+            # Decoded once; the key is the record's own id, so there is no key to check.
+            record = ingest.codec.decode(raw, expect=kind.schema).record
+            kind.validate(record, now=ingest.clock(), clock_skew=ingest.settings.clock_skew)
+            key = record[kind.key_field].encode("utf-8")
         except InputError as exc:
             return _problem(400, "invalid_json", str(exc))
         except InvalidRecord as exc:

@@ -57,7 +57,7 @@ def check(
     """Decode and validate one record; the key must be the record's own id.
 
     Returns the decoded record; raises ``CodecError`` or ``InvalidRecord``.
-    ``key`` is the Kafka key (for HTTP input: the record's own id).
+    ``key`` is the Kafka key.
     """
     record = codec.decode(raw, expect=kind.schema).record
     kind.validate(record, now=now, clock_skew=clock_skew)
