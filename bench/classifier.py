@@ -98,7 +98,7 @@ async def bench_classifier(settings: ClassifierSettings, count: int) -> float:
             await asyncio.sleep(0.05)
         started = time.perf_counter()
         # Done when every record's batch is flushed: outputs acknowledged, tables written.
-        while classifier.agents.completed.get("ingest.incidents", 0) < count:
+        while classifier.processor.handled.get("ingest.incidents", 0) < count:
             await asyncio.sleep(0.01)
         return time.perf_counter() - started
     finally:

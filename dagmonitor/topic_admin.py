@@ -17,7 +17,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from dagmonitor.errors import TopicError
-from dagmonitor.topics import TOPICS, TopicSpec
+from dagmonitor.topics import INTERNAL_TOPICS, TOPICS, TopicSpec
 
 _TOPIC_ALREADY_EXISTS = 36
 
@@ -41,7 +41,7 @@ async def apply_topics(
     bootstrap: str | list[str],
     *,
     prefix: str = "",
-    specs: Iterable[TopicSpec] = TOPICS,
+    specs: Iterable[TopicSpec] = TOPICS + INTERNAL_TOPICS,
     replication_factor: int | None = None,
 ) -> list[TopicChange]:
     """Create or update every topic of ``specs`` on the cluster at ``bootstrap``.

@@ -54,6 +54,8 @@ class TopicSpec:
     cleanup: Cleanup
     retention_days: int
     extra_config: Mapping[str, str] = field(default_factory=dict)
+    owner: str | None = None
+    """For an internal topic: the one service that writes and reads it."""
 
     @property
     def retention_ms(self) -> int:
@@ -136,6 +138,49 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 BY_NAME: Mapping[str, TopicSpec] = MappingProxyType({spec.name: spec for spec in TOPICS})
+
+
+def _changelog(service: str, table: str, follows: str) -> TopicSpec:
+    """A table's changelog: partitioned like the input it follows, values JSON."""
+    source = BY_NAME[follows]
+    return TopicSpec(
+        f"dagmonitor-{service}-{table}-changelog",
+        source.key,
+        "json",
+        source.partitions,
+        Cleanup.COMPACT_DELETE,
+        366,
+        owner=service,
+    )
+
+
+# Internal topics of the stateful services (``dagmonitor.processor``): the changelogs of their
+# tables and the classifier's E35 repartition topic. Their physical name is the service's
+# consumer group (which carries the prefix) plus a suffix.
+INTERNAL_TOPICS: tuple[TopicSpec, ...] = (
+    _changelog("ingest", "incident-versions", "bvh.incidents"),
+    _changelog("ingest", "notice-versions", "bvh.persons"),
+    _changelog("classifier", "incident-outputs", "ingest.incidents"),
+    _changelog("classifier", "notice-outputs", "ingest.persons"),
+    _changelog("classifier", "e35-windows", "escalations.approved"),
+    _changelog("classifier", "escalations", "escalations.approved"),
+    # E35 reports keyed by postcode, co-partitioned with escalations.approved; the window
+    # needs a report only until the classifier has counted it.
+    TopicSpec(
+        "dagmonitor-classifier-e35-by-postcode",
+        "postcode",
+        "json",
+        BY_NAME["escalations.approved"].partitions,
+        Cleanup.DELETE,
+        7,
+        owner="classifier",
+    ),
+)
+
+
+def internal(service: str) -> tuple[TopicSpec, ...]:
+    """The internal topics of ``service``."""
+    return tuple(spec for spec in INTERNAL_TOPICS if spec.owner == service)
 
 
 def get(name: str) -> TopicSpec:

@@ -1,43 +1,44 @@
-"""Wiring of the classifier: faust agents that apply the policy to the ingested stream.
+"""Wiring of the classifier: a stream processor that applies the policy to the ingested stream.
 
-Agents (all on raw bytes, decoding with the project codec):
+Routes (all on raw bytes, decoding with the project codec):
 
 - ``ingest.incidents`` -> policy -> ``dagmonitor.entries``, ``vehicles.signals``,
   ``approval.requests``. Shared E35 reports with a postcode go on, keyed by postcode, to an
   internal topic, so that the E35 agent sees every report of a postcode on one partition.
-- the E35 agent counts reports per postcode (sliding window, faust table), asks the district
+- the E35 route counts reports per postcode (sliding window, a table), asks the district
   police once per postcode when the threshold is crossed, and writes the E35 entry — at house-
   number level "ter hoogte van" while an approved escalation for the postcode is in force.
 - ``escalations.approved`` -> the escalations table (postcode -> valid_until), co-partitioned
   with the internal E35 topic (same key, same partition count).
 - ``ingest.persons`` -> policy -> ``approval.requests``.
 
-Each input key remembers (faust table) which output keys it produced. A newer version that no
+Each input key remembers (a table) which output keys it produced. A newer version that no
 longer produces one of them, a dropped version, or a tombstone on the input key sends
 tombstones for them, so derived records disappear with their source. Outputs are produced and
-acknowledged before the table is updated and before faust may commit the input's offset.
+acknowledged before the table is updated and before the input's offset is committed
+(``dagmonitor.processor``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
 
-from faust.types import EventT, TableT
+from aiokafka import AIOKafkaProducer
 
 from dagmonitor import topics
 from dagmonitor.codec import ESCALATION, INCIDENT_EVENT, PERSON_NOTICE, Codec, default_codec
 from dagmonitor.deadletter import DeadLetters
-from dagmonitor.faustapp import (
+from dagmonitor.processor import (
     Batch,
-    BatchAgents,
-    FaustProducer,
-    FaustService,
-    create_app,
-    message_key,
-    message_time,
+    Record,
+    StreamProcessor,
+    Table,
+    record_key,
+    record_time,
 )
 from dagmonitor.service import run_service
 from dagmonitor.telemetry import (
@@ -58,7 +59,8 @@ from services.classifier.policy import (
 )
 
 SERVICE = "classifier"
-E35_TOPIC = "classifier-e35-by-postcode"
+E35_TOPIC = "e35-by-postcode"
+"""The E35 repartition topic's suffix after the consumer group (see ``topics.INTERNAL_TOPICS``)."""
 _log = get_logger(__name__)
 
 
@@ -70,7 +72,7 @@ def _from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-class Classifier(FaustService):
+class Classifier:
     """The classifier's parts, built once per process (or per test)."""
 
     def __init__(self, settings: ClassifierSettings, *, codec: Codec | None = None) -> None:
@@ -79,42 +81,43 @@ class Classifier(FaustService):
         self.policy = settings.policy()
         self.rule = settings.window_rule()
         self.annex = load_annex()
-        self.app = create_app(settings, SERVICE)
-        self.producer = FaustProducer(self.app)
-        self.dead_letters = DeadLetters(
-            self.producer, service=SERVICE, topic_prefix=settings.topic_prefix, codec=self.codec
+        self.processor = processor = StreamProcessor(
+            settings,
+            service=SERVICE,
+            dead_letters_for=self._dead_letters,
+            internal_topics=topics.internal(SERVICE),
         )
 
-        def table(name: str, source: str) -> TableT:
-            return self.app.Table(
-                name,
-                partitions=topics.get(source).partitions,
-                key_type=bytes,  # raw keys in the changelog; values as JSON
-                use_partitioner=True,
-            )
+        def table(name: str, source: str) -> Table:
+            return processor.table(name, topics.get(source).partitions)
 
         self.incident_outputs = table("incident-outputs", "ingest.incidents")
         self.notice_outputs = table("notice-outputs", "ingest.persons")
         self.e35_windows = table("e35-windows", "escalations.approved")
         self.escalations = table("escalations", "escalations.approved")
-        self.e35_topic = self.app.topic(
-            f"{self.app.conf.id}-{E35_TOPIC}",
-            partitions=topics.get("escalations.approved").partitions,
-            internal=True,
-        )
-        self.agents = agents = BatchAgents(
-            self.app, service=SERVICE, producer=self.producer, dead_letters=self.dead_letters
-        )
-        for name, source, handler in (
-            ("incidents", "ingest.incidents", self._on_incident),
-            ("notices", "ingest.persons", self._on_notice),
-            ("escalations", "escalations.approved", self._on_escalation),
+        self.e35_topic = f"{processor.group}-{E35_TOPIC}"
+        for source, handler, used in (
+            ("ingest.incidents", self._on_incident, [self.incident_outputs]),
+            ("ingest.persons", self._on_notice, [self.notice_outputs]),
+            ("escalations.approved", self._on_escalation, [self.escalations]),
         ):
-            channel = self.app.topic(
-                settings.topic(source), partitions=topics.get(source).partitions
-            )
-            agents.agent(channel, f"classifier-{name}", source, handler)
-        agents.agent(self.e35_topic, "classifier-e35", E35_TOPIC, self._on_e35)
+            processor.route(settings.topic(source), source, handler, used)
+        processor.route(
+            self.e35_topic, E35_TOPIC, self._on_e35, [self.e35_windows, self.escalations]
+        )
+
+    def _dead_letters(self, producer: AIOKafkaProducer) -> DeadLetters:
+        return DeadLetters(
+            producer, service=SERVICE, topic_prefix=self.settings.topic_prefix, codec=self.codec
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start, work until ``stop`` is set, stop (the ``body`` of ``run_service``)."""
+        await self.processor.serve(stop)
+
+    async def ready(self) -> bool:
+        """Ready once every assigned partition's tables are restored."""
+        return await self.processor.ready()
 
     # -- output ----------------------------------------------------------------------------
 
@@ -139,9 +142,8 @@ class Classifier(FaustService):
 
     # -- incidents -------------------------------------------------------------------------
 
-    async def _on_incident(self, event: EventT, batch: Batch) -> None:
-        message = event.message
-        key = message_key(message)
+    async def _on_incident(self, message: Record, batch: Batch) -> None:
+        key = record_key(message)
         previous = batch.get(self.incident_outputs, key)
         if message.value is None:
             await self._retract(batch, key, previous, set(), None)
@@ -151,7 +153,7 @@ class Classifier(FaustService):
         if previous is not None and previous["version"] > record["version"]:
             RECORDS_DROPPED.labels(SERVICE, "stale_version").inc()
             return
-        decision = classify_incident(record, self.policy, self.annex, now=message_time(message))
+        decision = classify_incident(record, self.policy, self.annex, now=record_time(message))
         if not decision.shared:
             RECORDS_DROPPED.labels(SERVICE, decision.reason or "dropped").inc()
         refs = {(o.topic, o.key) for o in decision.outputs}
@@ -192,7 +194,7 @@ class Classifier(FaustService):
             "incident": base64.b64encode(raw).decode("ascii") if raw is not None else None,
         }
         await batch.send(
-            self.e35_topic.get_topic_name(),
+            self.e35_topic,
             postcode.encode("utf-8"),
             json.dumps(envelope).encode("utf-8"),
             inject_trace_headers(),
@@ -200,9 +202,8 @@ class Classifier(FaustService):
 
     # -- E35 per postcode ------------------------------------------------------------------
 
-    async def _on_e35(self, event: EventT, batch: Batch) -> None:
-        message = event.message
-        key = message_key(message)
+    async def _on_e35(self, message: Record, batch: Batch) -> None:
+        key = record_key(message)
         envelope = json.loads(message.value or b"null")
         state = batch.get(self.e35_windows, key)
         if envelope["incident"] is None:
@@ -211,7 +212,7 @@ class Classifier(FaustService):
             return
         raw = base64.b64decode(envelope["incident"])
         record = self.codec.decode(raw, expect=INCIDENT_EVENT).record
-        now = message_time(message)
+        now = record_time(message)
         active = batch.get(self.escalations, key)
         until = _from_ms(active["valid_until"]) if active else None
         decision = classify_incident(
@@ -234,9 +235,8 @@ class Classifier(FaustService):
         await self._send(batch, outputs)
         batch.set(self.e35_windows, key, new_state)
 
-    async def _on_escalation(self, event: EventT, batch: Batch) -> None:
-        message = event.message
-        key = message_key(message)
+    async def _on_escalation(self, message: Record, batch: Batch) -> None:
+        key = record_key(message)
         if message.value is None:
             batch.set(self.escalations, key, None)
             return
@@ -245,9 +245,8 @@ class Classifier(FaustService):
 
     # -- person notices --------------------------------------------------------------------
 
-    async def _on_notice(self, event: EventT, batch: Batch) -> None:
-        message = event.message
-        key = message_key(message)
+    async def _on_notice(self, message: Record, batch: Batch) -> None:
+        key = record_key(message)
         previous = batch.get(self.notice_outputs, key)
         if message.value is None:
             await self._retract(batch, key, previous, set(), None)
@@ -257,7 +256,7 @@ class Classifier(FaustService):
         if previous is not None and previous["version"] > record["version"]:
             RECORDS_DROPPED.labels(SERVICE, "stale_version").inc()
             return
-        decision = classify_notice(record, self.policy, now=message_time(message))
+        decision = classify_notice(record, self.policy, now=record_time(message))
         if not decision.shared:
             RECORDS_DROPPED.labels(SERVICE, decision.reason or "dropped").inc()
         refs = {(o.topic, o.key) for o in decision.outputs}

@@ -1,4 +1,4 @@
-"""Wiring of the ingest service: faust agents on ``bvh.*``, the HTTP API, the dedupe tables.
+"""Wiring of the ingest service: a stream processor on ``bvh.*``, the HTTP API, the dedupe tables.
 
 Police systems publish to ``bvh.incidents`` / ``bvh.persons`` or POST to ``/v1/incidents`` /
 ``/v1/persons``; an accepted POST is published to the same ``bvh.*`` topic, so both arrive at
@@ -8,22 +8,16 @@ to ``ingest.*``. Anything invalid goes to ``pipeline.deadletter`` with a reason 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from faust.types import EventT, TableT
+from aiokafka import AIOKafkaProducer
 
 from dagmonitor import topics
 from dagmonitor.codec import Codec, default_codec
 from dagmonitor.deadletter import DeadLetters, Reason
-from dagmonitor.faustapp import (
-    Batch,
-    BatchAgents,
-    FaustProducer,
-    FaustService,
-    create_app,
-    message_headers,
-)
+from dagmonitor.processor import Batch, Record, StreamProcessor, Table, record_headers
 from dagmonitor.service import run_service
 from dagmonitor.streaming import RecordRejected
 from dagmonitor.telemetry import (
@@ -46,7 +40,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Ingest(FaustService):
+class Ingest:
     """The ingest service's parts, built once per process (or per test)."""
 
     def __init__(
@@ -55,40 +49,49 @@ class Ingest(FaustService):
         self.settings = settings
         self.clock = clock
         self.codec = codec or default_codec()
-        self.app = create_app(settings, SERVICE)
-        self.producer = FaustProducer(self.app)
-        self.dead_letters = DeadLetters(
-            self.producer, service=SERVICE, topic_prefix=settings.topic_prefix, codec=self.codec
+        self.processor = StreamProcessor(
+            settings,
+            service=SERVICE,
+            dead_letters_for=self._dead_letters,
+            internal_topics=topics.internal(SERVICE),
         )
-        self.tables: dict[str, TableT] = {}
-        agents = BatchAgents(
-            self.app, service=SERVICE, producer=self.producer, dead_letters=self.dead_letters
-        )
+        self.tables: dict[str, Table] = {}
         for kind in KINDS:
-            spec = topics.get(kind.source)
-            table = self.app.Table(
-                f"{kind.name}-versions",
-                partitions=spec.partitions,
-                key_type=bytes,  # raw keys in the changelog; values as JSON
-                use_partitioner=True,
+            table = self.processor.table(
+                f"{kind.name}-versions", topics.get(kind.source).partitions
             )
             self.tables[kind.name] = table
-            channel = self.app.topic(settings.topic(kind.source), partitions=spec.partitions)
-            agents.agent(channel, f"ingest-{kind.name}", kind.source, self._handler(kind, table))
-
-    def _handler(self, kind: Kind, table: TableT) -> Callable[[EventT, Batch], Awaitable[None]]:
-        async def handle(event: EventT, batch: Batch) -> None:
-            message = event.message
-            await self.handle(
-                kind, table, batch, message.key, message.value, message_headers(message)
+            self.processor.route(
+                settings.topic(kind.source), kind.source, self._handler(kind, table), [table]
             )
+
+    def _dead_letters(self, producer: AIOKafkaProducer) -> DeadLetters:
+        return DeadLetters(
+            producer, service=SERVICE, topic_prefix=self.settings.topic_prefix, codec=self.codec
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start, work until ``stop`` is set, stop (the ``body`` of ``run_service``)."""
+        await self.processor.serve(stop)
+
+    async def ready(self) -> bool:
+        """Ready once every assigned partition's dedupe table is restored."""
+        return await self.processor.ready()
+
+    def can_publish(self) -> bool:
+        """The HTTP API needs only the producer, not restored tables."""
+        return self.processor.started
+
+    def _handler(self, kind: Kind, table: Table) -> Callable[[Record, Batch], Awaitable[None]]:
+        async def handle(record: Record, batch: Batch) -> None:
+            await self.handle(kind, table, batch, record.key, record.value, record_headers(record))
 
         return handle
 
     async def handle(
         self,
         kind: Kind,
-        table: TableT,
+        table: Table,
         batch: Batch,
         key: bytes | None,
         raw: bytes | None,
@@ -122,9 +125,7 @@ class Ingest(FaustService):
             RECORDS_DROPPED.labels(SERVICE, verdict.value).inc()
         return verdict
 
-    async def _withdraw(
-        self, kind: Kind, table: TableT, batch: Batch, key: bytes | None
-    ) -> Verdict:
+    async def _withdraw(self, kind: Kind, table: Table, batch: Batch, key: bytes | None) -> Verdict:
         """A tombstone from the police withdraws the registration: pass it on, keyed."""
         if key is None:
             raise RecordRejected(Reason.KEY_MISMATCH, "a tombstone without a key names no record")
@@ -137,10 +138,10 @@ class Ingest(FaustService):
 
     async def publish_raw(self, kind: Kind, key: bytes, raw: bytes, system: str) -> None:
         """Publish an HTTP-submitted record to its ``bvh.*`` topic, as a police system would."""
-        await self.producer.send_and_wait(
+        await self.processor.producer.send_and_wait(
             self.settings.topic(kind.source),
             raw,
-            key,
+            key=key,
             headers=inject_trace_headers([("dagmonitor-source-system", system.encode())]),
         )
 

@@ -70,7 +70,7 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
             return _problem(400, exc.reason.value, exc.detail)
         except CodecError as exc:
             return _problem(400, "invalid_record", str(exc))
-        if not await ingest.ready():
+        if not ingest.can_publish():
             return _problem(503, "unavailable", "not connected to Kafka yet; retry")
         await ingest.publish_raw(kind, key, raw, system)
         _log.info("http_record_accepted", kind=kind.name, system=system)

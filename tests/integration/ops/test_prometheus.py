@@ -45,7 +45,7 @@ CONSUMED = {
         "ingest.incidents",
         "ingest.persons",
         "escalations.approved",
-        "classifier-e35-by-postcode",  # its internal topic, keyed by postcode
+        "e35-by-postcode",  # its internal topic, keyed by postcode
     },
     "approval": {"approval.requests"},
     "distributor": {

@@ -36,9 +36,9 @@ def test_a_kafka_topic_per_row_of_the_topic_table() -> None:
     assert table == {spec.name for spec in topics.TOPICS}
 
 
-def test_faust_internal_topics_are_declared_too() -> None:
-    """faust names them <app id>-<table>-changelog, <app id>-__assignor-__leader and, for
-    app.topic(internal=True), the name given (the classifier prefixes it with its app id)."""
+def test_internal_topics_are_declared_too() -> None:
+    """Changelogs are <group>-<table>-changelog, compacted and bounded like the outputs; the
+    classifier's E35 repartition topic is <group>-e35-by-postcode."""
     found = _topics_yaml()
     changelogs = {
         "dagmonitor-ingest": ("incident-versions", "notice-versions"),
@@ -50,13 +50,14 @@ def test_faust_internal_topics_are_declared_too() -> None:
         ),
     }
     expected = {
-        f"{app}-{table}-changelog": "compact"
-        for app, tables in changelogs.items()
+        f"{group}-{table}-changelog": "compact,delete"
+        for group, tables in changelogs.items()
         for table in tables
     }
-    expected |= {f"{app}-__assignor-__leader": None for app in changelogs}
-    expected["dagmonitor-classifier-classifier-e35-by-postcode"] = None
-    internal = {n for n, t in found.items() if "dagmonitor.nl/faust-app" in t["metadata"]["labels"]}
+    expected["dagmonitor-classifier-e35-by-postcode"] = "delete"
+    internal = {
+        n for n, t in found.items() if "dagmonitor.nl/internal-of" in t["metadata"]["labels"]
+    }
     assert internal == set(expected)
     for name, cleanup in expected.items():
         assert found[name]["spec"]["config"].get("cleanup.policy") == cleanup
@@ -64,11 +65,8 @@ def test_faust_internal_topics_are_declared_too() -> None:
     assert found["dagmonitor-ingest-incident-versions-changelog"]["spec"]["partitions"] == 6
     assert (
         found["dagmonitor-classifier-e35-windows-changelog"]["spec"]["partitions"]
-        == (found["dagmonitor-classifier-classifier-e35-by-postcode"]["spec"]["partitions"])
+        == (found["dagmonitor-classifier-e35-by-postcode"]["spec"]["partitions"])
         == topics.get("escalations.approved").partitions
-    )
-    assert found["dagmonitor-ingest-__assignor-__leader"]["metadata"]["name"] == (
-        "dagmonitor-ingest-assignor-leader"
     )
 
 

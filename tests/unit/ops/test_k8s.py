@@ -23,6 +23,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
+from dagmonitor import topics
 from deploy.k8s.access import ACCESS
 
 K8S = Path(__file__).resolve().parents[3] / "deploy" / "k8s"
@@ -209,7 +210,7 @@ def test_services_pdbs_hpa_network_policies_and_monitoring(
     assert {l_["authentication"]["type"] for l_ in kafka["spec"]["kafka"]["listeners"]} == {
         "scram-sha-512"
     }
-    assert len(_of(objects, "KafkaTopic")) >= 22
+    assert len(_of(objects, "KafkaTopic")) == len(topics.TOPICS) + len(topics.INTERNAL_TOPICS)
     assert set(_of(objects, "PodMonitor")) == {"dagmonitor-services", "dagmonitor-kafka"}
     assert set(_of(objects, "PrometheusRule")) == {"dagmonitor"}
     dashboards = [n for n in _of(objects, "ConfigMap") if n.startswith("dagmonitor-dashboard-")]

@@ -1,4 +1,4 @@
-"""Telemetry added for operations: the faust consumer-lag gauge, the OTLP exporter as configured,
+"""Telemetry added for operations: the OTLP exporter as configured,
 trace links for steps that act on stored records, Kafka client security settings."""
 
 from __future__ import annotations
@@ -8,38 +8,18 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
-from faust.types import TP
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
 
-from dagmonitor.deadletter import DeadLetters
-from dagmonitor.faustapp import BatchAgents, FaustProducer, create_app
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.streaming import CONSUMER_LAG
 from dagmonitor.telemetry import current_traceparent, links_to
 from tests.integration.ops.harness import OtlpReceiver
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-class FakeConsumer:
-    """What BatchAgents.update_lag asks of faust's consumer."""
-
-    def __init__(self, offsets: dict[TP, tuple[int, int]]) -> None:
-        self.offsets = offsets
-
-    def assignment(self) -> set[TP]:
-        return set(self.offsets)
-
-    def highwater(self, tp: TP) -> int:
-        return self.offsets[tp][0]
-
-    async def position(self, tp: TP) -> int:
-        return self.offsets[tp][1]
 
 
 def _lag(service: str) -> dict[tuple[str, str], float]:
@@ -49,43 +29,6 @@ def _lag(service: str) -> dict[tuple[str, str], float]:
         for s in metric.samples
         if s.labels["service"] == service
     }
-
-
-async def test_faust_agents_report_lag_per_assigned_partition(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)  # faust makes <app id>-data in the working directory
-    settings = DagmonitorSettings(topic_prefix="p.")
-    app = create_app(settings, "lagtest")
-    producer = FaustProducer(app)
-    agents = BatchAgents(
-        app,
-        service="lagtest",
-        producer=producer,
-        dead_letters=DeadLetters(producer, service="lagtest"),
-    )
-
-    async def handler(_event: Any, _batch: Any) -> None:
-        return None
-
-    agents.agent(app.topic("p.ingest.incidents"), "lag-agent", "ingest.incidents", handler)
-    app.consumer = FakeConsumer(  # type: ignore[assignment]
-        {
-            TP("p.ingest.incidents", 0): (120, 100),
-            TP("p.ingest.incidents", 1): (7, 7),
-            TP("lagtest-versions-changelog", 0): (50, 0),  # a changelog: not an agent's input
-        }
-    )
-    await agents.update_lag()
-    assert _lag("lagtest") == {("ingest.incidents", "0"): 20.0, ("ingest.incidents", "1"): 0.0}
-
-    # After a rebalance the partition that went elsewhere loses its series.
-    app.consumer = FakeConsumer({TP("p.ingest.incidents", 1): (9, 4)})  # type: ignore[assignment]
-    await agents.update_lag()
-    assert _lag("lagtest") == {("ingest.incidents", "1"): 5.0}
-
-    app.consumer = None  # type: ignore[assignment]
-    await agents.update_lag()  # never raises: a timer that raised would stop the app
 
 
 def test_trace_links_to_stored_trace_contexts() -> None:
@@ -152,22 +95,3 @@ def test_kafka_security_settings() -> None:
     assert "s3cret" not in repr(secure)
     with pytest.raises(ValidationError, match="SASL_USERNAME"):
         DagmonitorSettings(kafka_security_protocol="SASL_SSL")
-
-
-def test_faust_apps_use_the_kafka_security_settings(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    secure = DagmonitorSettings(
-        kafka_security_protocol="SASL_SSL",
-        kafka_sasl_username="dagmonitor-classifier",
-        kafka_sasl_password="s3cret",
-        kafka_declare_topics=False,
-    )
-    app = create_app(secure, "classifier")
-    credentials = app.conf.broker_credentials
-    assert credentials.username == "dagmonitor-classifier"
-    assert credentials.mechanism.value == "SCRAM-SHA-512"
-    assert credentials.protocol.value == "SASL_SSL"
-    assert app.conf.topic_allow_declare is False
-    assert create_app(DagmonitorSettings(), "classifier").conf.topic_allow_declare is True

@@ -1,0 +1,617 @@
+"""Stateful stream processing on aiokafka: the driver of the ingest and classifier hops.
+
+Why not faust (ADR 0009): faust's consumer keeps its own bookkeeping of read and acknowledged
+offsets next to aiokafka's positions. Records fetched while a partition is assigned but its
+tables are still recovering are dropped from faust's queues, yet faust's read offset has moved
+past them; after recovery they are skipped ("DROPPED MESSAGE ROFF") and counted as a gap that
+may be committed. A stretch of a partition is then committed with no output at all. This
+module keeps one source of truth instead: the consumer's position, and a commit only of what
+was handled.
+
+The guarantee, per batch of records (``getmany``):
+
+1. every record is handled: its outputs are queued, or it is dead-lettered with a reason;
+2. the broker acknowledges every output (all in-sync replicas);
+3. only then the table changes go to the tables' changelog topics and are acknowledged;
+4. only then the batch's offsets are committed.
+
+A crash anywhere repeats the batch (outputs may repeat, never go missing; the handlers are
+idempotent by key and version). A partition is handled only once its tables are restored
+from their changelogs: newly assigned partitions are paused while the restore runs in the
+background (so the group's heartbeats go on), and ``ready`` is false meanwhile. A rebalance
+waits for the batch in flight, including its commit, before partitions are taken away.
+
+Tables are partitioned like their input: the state of input partition ``p`` lives in
+partition ``p`` of the table's changelog and is written there explicitly, so co-partitioned
+topics (same key, same partition count; the range assignor gives their partition ``p`` to
+one member) share state without a repartition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from opentelemetry import trace
+from prometheus_client import Counter, Gauge
+
+from dagmonitor.deadletter import DeadLetters, Reason, Source, reason_for
+from dagmonitor.errors import CodecError
+from dagmonitor.settings import DagmonitorSettings
+from dagmonitor.streaming import CONSUMER_LAG, TRANSIENT_ERRORS, RecordRejected
+from dagmonitor.telemetry import PROCESSING_SECONDS, RECORDS_IN, extract_trace_context, get_logger
+from dagmonitor.topics import TopicSpec
+
+_log = get_logger(__name__)
+
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+RESTORE_REMAINING = Gauge(
+    "dagmonitor_state_restore_remaining",
+    "Changelog records still to read before a table's assigned partitions are restored.",
+    ["service", "table"],
+)
+RECORDS_HANDLED = Counter(
+    "dagmonitor_records_handled_total",
+    "Input records whose batch is complete: outputs and dead letters acknowledged, tables "
+    "written. Compare with dagmonitor_consumer_offset_advance_total.",
+    ["service", "topic"],
+)
+OFFSET_ADVANCE = Counter(
+    "dagmonitor_consumer_offset_advance_total",
+    "How far the committed offsets of a service's input partitions moved (records).",
+    ["service", "topic"],
+)
+COMMITS_REFUSED = Counter(
+    "dagmonitor_commits_refused_total",
+    "Batches whose commit the group refused after a rebalance (they are handled again).",
+    ["service"],
+)
+
+
+def _encode_value(value: Any) -> bytes | None:
+    return None if value is None else json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+class Table:
+    """A key -> JSON value table, partitioned like its input, kept in a changelog topic."""
+
+    def __init__(self, name: str, changelog: str, partitions: int) -> None:
+        self.name = name
+        self.changelog = changelog
+        self.partitions = partitions
+        self._data: dict[int, dict[bytes, Any]] = defaultdict(dict)
+        self._position: dict[int, int] = {}
+        """Next changelog offset to read per partition (what the memory holds up to)."""
+
+    def get(self, partition: int, key: bytes) -> Any:
+        return self._data[partition].get(key)
+
+    def items(self, partition: int) -> Iterable[tuple[bytes, Any]]:
+        return self._data[partition].items()
+
+    def __len__(self) -> int:
+        return sum(len(data) for data in self._data.values())
+
+    def position(self, partition: int) -> int:
+        return self._position.get(partition, 0)
+
+    def apply(self, partition: int, key: bytes, value: Any, offset: int) -> None:
+        """Apply one changelog record (``offset``) to memory; None deletes the key."""
+        if value is None:
+            self._data[partition].pop(key, None)
+        else:
+            self._data[partition][key] = value
+        self._position[partition] = max(self._position.get(partition, 0), offset + 1)
+
+    def changelog_tp(self, partition: int) -> TopicPartition:
+        return TopicPartition(self.changelog, partition)
+
+
+class Batch:
+    """What the records of one batch produce and change, made durable in a safe order.
+
+    Handlers queue outputs (``send``) and table changes (``set``, on the partition of the
+    record being handled); ``get`` reads through the changes not yet written, so later records
+    of the batch see earlier ones.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+        self._pending: list[asyncio.Future[Any]] = []
+        self._writes: dict[tuple[str, int, bytes], tuple[Table, Any]] = {}
+        self.partition = 0
+        """The partition of the record being handled: table reads and writes use it."""
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Queue one output; ``flush`` waits for the broker's acknowledgement."""
+        self._pending.append(
+            await self._producer.send(topic, value, key=key, headers=list(headers))
+        )
+
+    def get(self, table: Table, key: bytes) -> Any:
+        written = self._writes.get((table.name, self.partition, key))
+        if written is not None:
+            return written[1]
+        return table.get(self.partition, key)
+
+    def set(self, table: Table, key: bytes, value: Any) -> None:
+        """Change ``table[key]`` once the outputs are acknowledged (None deletes the key)."""
+        self._writes[(table.name, self.partition, key)] = (table, value)
+
+    async def flush(self) -> int:
+        """Outputs acknowledged, then the table changes written and applied; returns outputs."""
+        pending, self._pending = self._pending, []
+        await asyncio.gather(*pending)
+        writes, self._writes = self._writes, {}
+        acks = []
+        for (_, partition, key), (table, value) in writes.items():
+            ack = await self._producer.send(
+                table.changelog, _encode_value(value), key=key, partition=partition
+            )
+            acks.append((table, partition, key, value, ack))
+        for table, partition, key, value, ack in acks:
+            metadata = await ack
+            table.apply(partition, key, value, metadata.offset)
+        return len(pending)
+
+
+Handler = Callable[[Record, Batch], Awaitable[None]]
+
+
+@dataclass
+class Route:
+    """One input topic: its physical name, contract name, handler and the tables it uses."""
+
+    physical: str
+    source: str
+    handler: Handler
+    tables: tuple[Table, ...] = field(default=())
+
+
+class StreamProcessor:
+    """Consumes a service's input topics as one group and handles them in safe batches."""
+
+    def __init__(
+        self,
+        settings: DagmonitorSettings,
+        *,
+        service: str,
+        dead_letters_for: Callable[[AIOKafkaProducer], DeadLetters],
+        internal_topics: Sequence[TopicSpec] = (),
+        max_records: int = 1000,
+        retry_backoff: tuple[float, float] = (0.2, 10.0),
+        lag_interval: float = 5.0,
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.group = settings.group(service)
+        self._internal_topics = tuple(internal_topics)
+        self._dead_letters_for = dead_letters_for
+        self._max_records = max_records
+        self._backoff = retry_backoff
+        self._lag_interval = lag_interval
+        self._routes: dict[str, Route] = {}
+        self._tables: dict[str, Table] = {}
+        self._tracer = trace.get_tracer(f"dagmonitor.{service}")
+        self._lock = asyncio.Lock()
+        self._assigned: set[TopicPartition] = set()
+        self._ready_tps: set[TopicPartition] = set()
+        self._restore_task: asyncio.Task[None] | None = None
+        self._restore_generation = 0
+        self._committed: dict[TopicPartition, int] = {}
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self.dead_letters: DeadLetters | None = None
+        self.started = False
+        self.handled: dict[str, int] = defaultdict(int)
+        """Records per contract source whose batch is complete and committed."""
+
+    # -- declaration -------------------------------------------------------------------------
+
+    def table(self, name: str, partitions: int) -> Table:
+        """Declare a table; its changelog is ``<group>-<name>-changelog``."""
+        table = Table(name, f"{self.group}-{name}-changelog", partitions)
+        self._tables[name] = table
+        return table
+
+    def route(
+        self, physical: str, source: str, handler: Handler, tables: Sequence[Table] = ()
+    ) -> None:
+        """Handle ``physical`` (contract name ``source``) with ``handler``, using ``tables``."""
+        self._routes[physical] = Route(physical, source, handler, tuple(tables))
+
+    @property
+    def tables(self) -> Mapping[str, Table]:
+        return self._tables
+
+    def consumed(self) -> set[str]:
+        """The contract topics this processor reads (its internal topics excluded)."""
+        return {r.source for r in self._routes.values() if not r.physical.startswith(self.group)}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError(f"{self.service}: the processor is not started")
+        return self._producer
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError(f"{self.service}: the processor is not started")
+        return self._consumer
+
+    async def start(self) -> None:
+        declared = {
+            spec.physical_name(self.settings.topic_prefix) for spec in self._internal_topics
+        }
+        undeclared = sorted(
+            {t.changelog for t in self._tables.values()} - declared
+            | {r.physical for r in self._routes.values() if r.physical.startswith(self.group)}
+            - declared
+        )
+        if undeclared:
+            raise ValueError(
+                f"{self.service}: internal topics not in the topic table: {undeclared}"
+            )
+        if self.settings.kafka_declare_topics and self._internal_topics:
+            from dagmonitor.topic_admin import apply_topics
+
+            await apply_topics(
+                self.settings.bootstrap_servers,
+                prefix=self.settings.topic_prefix,
+                specs=self._internal_topics,
+            )
+        self._producer = AIOKafkaProducer(
+            **self.settings.kafka_client_options(),
+            client_id=f"dagmonitor-{self.service}",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+        )
+        await self._producer.start()
+        self.dead_letters = self._dead_letters_for(self._producer)
+        self._consumer = AIOKafkaConsumer(
+            **self.settings.kafka_client_options(),
+            group_id=self.group,
+            client_id=f"dagmonitor-{self.service}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            max_poll_interval_ms=300_000,
+        )
+        self._consumer.subscribe(list(self._routes), listener=_Listener(self))
+        await self._consumer.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+        if self._restore_task is not None:
+            self._restore_task.cancel()
+            await asyncio.gather(self._restore_task, return_exceptions=True)
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def ready(self) -> bool:
+        """Ready: started, holding partitions, and every assigned partition restored."""
+        return self.started and bool(self._assigned) and self._ready_tps >= self._assigned
+
+    def restoring(self) -> bool:
+        return bool(self._assigned - self._ready_tps)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set."""
+        consumer = self.consumer
+        last_lag = 0.0
+        while not stop.is_set():
+            try:
+                records = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
+            except KafkaError as exc:
+                _log.warning("fetch_failed_retrying", error=type(exc).__name__)
+                await asyncio.sleep(self._backoff[0])
+                continue
+            if records:
+                async with self._lock:
+                    await self._handle_batch(records, stop)
+            if time.monotonic() - last_lag > self._lag_interval:
+                last_lag = time.monotonic()
+                await self._update_lag()
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Start, consume until ``stop`` is set, and always stop."""
+        await self.start()
+        try:
+            await self.run(stop)
+        finally:
+            await self.stop()
+
+    async def __aenter__(self) -> StreamProcessor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    # -- batches -----------------------------------------------------------------------------
+
+    async def _handle_batch(
+        self, fetched: Mapping[TopicPartition, list[Record]], stop: asyncio.Event
+    ) -> None:
+        """Handle what was fetched for partitions that are (still) ours and restored."""
+        consumer = self.consumer
+        batches: dict[TopicPartition, list[Record]] = {}
+        for tp, records in fetched.items():
+            if not records:
+                continue
+            if tp in self._ready_tps:
+                batches[tp] = records
+            elif tp in self._assigned:
+                # Fetched before the partition was paused for its restore: give them back.
+                consumer.seek(tp, records[0].offset)
+            # else: revoked meanwhile; the new owner handles them from the committed offset.
+        if not batches:
+            return
+        delay = self._backoff[0]
+        while True:
+            batch = Batch(self.producer)
+            try:
+                for records in batches.values():
+                    for record in records:
+                        await self._one(record, batch)
+                await batch.flush()
+                break
+            except TRANSIENT_ERRORS as exc:
+                _log.warning("transient_failure_retrying_batch", error=type(exc).__name__)
+                if stop.is_set():
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
+        await self._commit(batches, stop)
+
+    async def _one(self, record: Record, batch: Batch) -> None:
+        route = self._routes[record.topic]
+        batch.partition = record.partition
+        RECORDS_IN.labels(self.service, route.source).inc()
+        started = time.perf_counter()
+        ctx = extract_trace_context(record.headers)
+        with self._tracer.start_as_current_span(
+            f"{self.service} {route.source}", context=ctx
+        ) as span:
+            span.set_attribute("messaging.kafka.partition", record.partition)
+            span.set_attribute("messaging.kafka.offset", record.offset)
+            try:
+                await route.handler(record, batch)
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as exc:
+                # A bad record (or a bug met on it): keep it with a reason, move on.
+                if isinstance(exc, RecordRejected):
+                    reason, detail = exc.reason, exc.detail
+                elif isinstance(exc, CodecError):
+                    reason, detail = reason_for(exc), str(exc)
+                else:
+                    _log.exception("handler_failed", source=route.source)
+                    reason, detail = reason_for(exc), f"handler failed: {type(exc).__name__}"
+                where = Source(route.source, record.key, record.partition, record.offset)
+                assert self.dead_letters is not None
+                await self.dead_letters.send(reason, detail, where, record.value)
+        PROCESSING_SECONDS.labels(self.service, route.source).observe(time.perf_counter() - started)
+
+    async def _commit(self, batches: Mapping[TopicPartition, list[Record]], stop: Any) -> None:
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+        delay = self._backoff[0]
+        while True:
+            try:
+                await self.consumer.commit(offsets)
+                break
+            except (CommitFailedError, IllegalStateError):
+                # The group moved on: the new owner handles the batch again from the last
+                # commit (outputs repeat, idempotently), so nothing is lost.
+                COMMITS_REFUSED.labels(self.service).inc()
+                _log.warning("commit_refused_after_rebalance", partitions=len(offsets))
+                return
+            except TRANSIENT_ERRORS as exc:
+                if stop.is_set():
+                    raise
+                _log.warning("commit_failed_retrying", error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
+        for tp, records in batches.items():
+            source = self._routes[tp.topic].source
+            self.handled[source] += len(records)
+            RECORDS_HANDLED.labels(self.service, source).inc(len(records))
+            previous = self._committed.get(tp, records[0].offset)
+            OFFSET_ADVANCE.labels(self.service, source).inc(max(0, offsets[tp] - previous))
+            self._committed[tp] = offsets[tp]
+
+    # -- rebalancing and restore -------------------------------------------------------------
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:  # the batch in flight finishes, and commits, first
+            self._ready_tps -= revoked
+            self._assigned -= revoked
+            for tp in revoked:
+                self._committed.pop(tp, None)
+            self._restore_generation += 1
+        _log.info("partitions_revoked", partitions=len(revoked))
+
+    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = self.consumer
+        self._assigned = set(assigned)
+        self._ready_tps &= self._assigned
+        waiting = self._assigned - self._ready_tps
+        if waiting:
+            consumer.pause(*waiting)
+        self._restore_generation += 1
+        generation = self._restore_generation
+        if self._restore_task is not None:
+            self._restore_task.cancel()
+        self._restore_task = asyncio.get_running_loop().create_task(
+            self._restore(waiting, generation)
+        )
+        _log.info("partitions_assigned", partitions=len(assigned), restoring=len(waiting))
+
+    async def _restore(self, tps: set[TopicPartition], generation: int) -> None:
+        """Bring the tables of ``tps`` up to their changelogs' ends, then resume them."""
+        delay = self._backoff[0]
+        while True:
+            try:
+                needed = {
+                    (table.name, tp.partition): table
+                    for tp in tps
+                    for table in self._routes[tp.topic].tables
+                }
+                await self._read_changelogs(needed)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                _log.warning("restore_failed_retrying", error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
+        if generation != self._restore_generation:
+            return  # another rebalance came first; its own restore resumes the partitions
+        current = tps & self._assigned
+        self._ready_tps |= current
+        if current:
+            self.consumer.resume(*current)
+        _log.info("state_restored", partitions=len(current))
+
+    async def _read_changelogs(self, needed: Mapping[tuple[str, int], Table]) -> None:
+        if not needed:
+            return
+        reader = AIOKafkaConsumer(
+            **self.settings.kafka_client_options(),
+            client_id=f"dagmonitor-{self.service}-restore",
+            enable_auto_commit=False,
+            group_id=None,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await reader.start()
+        try:
+            by_tp = {
+                table.changelog_tp(partition): table for (_, partition), table in needed.items()
+            }
+            reader.assign(list(by_tp))
+            ends = await reader.end_offsets(list(by_tp))
+            remaining: dict[TopicPartition, int] = {}
+            for tp, table in by_tp.items():
+                start = table.position(tp.partition)
+                if start > ends[tp]:
+                    start = 0  # the changelog was recreated: read it anew
+                if start < ends[tp]:
+                    reader.seek(tp, start)
+                    remaining[tp] = ends[tp]
+            self._report_remaining(by_tp, remaining, ends)
+            started = time.perf_counter()
+            count = 0
+            while remaining:
+                fetched = await reader.getmany(*remaining, timeout_ms=1000, max_records=10_000)
+                for tp, records in fetched.items():
+                    table = by_tp[tp]
+                    for record in records:
+                        if record.key is not None:
+                            value = json.loads(record.value) if record.value is not None else None
+                            table.apply(tp.partition, record.key, value, record.offset)
+                        count += 1
+                    if tp in remaining and await reader.position(tp) >= remaining[tp]:
+                        del remaining[tp]
+                for tp in list(remaining):
+                    if await reader.position(tp) >= remaining[tp]:
+                        del remaining[tp]
+                self._report_remaining(by_tp, remaining, {})
+            _log.info(
+                "changelogs_read",
+                records=count,
+                partitions=len(by_tp),
+                seconds=round(time.perf_counter() - started, 3),
+            )
+        finally:
+            for table in {id(t): t for t in needed.values()}.values():
+                RESTORE_REMAINING.labels(self.service, table.name).set(0)
+            await reader.stop()
+
+    def _report_remaining(
+        self,
+        by_tp: Mapping[TopicPartition, Table],
+        remaining: Mapping[TopicPartition, int],
+        _ends: Mapping[TopicPartition, int],
+    ) -> None:
+        per_table: dict[str, int] = defaultdict(int)
+        for tp, table in by_tp.items():
+            per_table[table.name] += 0
+            if tp in remaining:
+                per_table[table.name] += max(0, remaining[tp] - table.position(tp.partition))
+        for name, count in per_table.items():
+            RESTORE_REMAINING.labels(self.service, name).set(count)
+
+    # -- metrics -----------------------------------------------------------------------------
+
+    async def _update_lag(self) -> None:
+        """Set ``dagmonitor_consumer_lag`` per assigned input partition; never raises."""
+        consumer = self.consumer
+        for tp in list(self._assigned):
+            route = self._routes.get(tp.topic)
+            highwater = consumer.highwater(tp)
+            if route is None or highwater is None:
+                continue
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), timeout=1.0)
+            except Exception:
+                continue  # revoked meanwhile, or no position yet: next time
+            CONSUMER_LAG.labels(self.service, route.source, str(tp.partition)).set(
+                max(0, highwater - position)
+            )
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, processor: StreamProcessor) -> None:
+        self._processor = processor
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self._processor._on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self._processor._on_assigned(set(assigned))
+
+
+def record_time(record: Record) -> datetime:
+    """The record's Kafka timestamp: "now" for policies, identical when the record is replayed."""
+    return datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
+
+
+def record_key(record: Record) -> bytes:
+    """The record key; a record without one is rejected (keys are the records' ids)."""
+    if record.key is None:
+        raise RecordRejected(Reason.KEY_MISMATCH, "record without a key")
+    return bytes(record.key)
+
+
+def record_headers(record: Record) -> list[tuple[str, bytes]]:
+    return [(str(k), bytes(v)) for k, v in (record.headers or ())]
