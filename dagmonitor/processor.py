@@ -72,6 +72,11 @@ OFFSET_ADVANCE = Counter(
     "How far the committed offsets of a service's input partitions moved (records).",
     ["service", "topic"],
 )
+STALLED = Gauge(
+    "dagmonitor_consumer_stalled",
+    "1 while a service has input to handle but handled nothing in the last interval.",
+    ["service"],
+)
 COMMITS_REFUSED = Counter(
     "dagmonitor_commits_refused_total",
     "Batches whose commit the group refused after a rebalance (they are handled again).",
@@ -329,6 +334,7 @@ class StreamProcessor:
         """Consume until ``stop`` is set."""
         consumer = self.consumer
         last_lag = 0.0
+        last_handled = -1
         while not stop.is_set():
             try:
                 records = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
@@ -341,7 +347,19 @@ class StreamProcessor:
                     await self._handle_batch(records, stop)
             if time.monotonic() - last_lag > self._lag_interval:
                 last_lag = time.monotonic()
-                await self._update_lag()
+                lag = await self._update_lag()
+                handled = sum(self.handled.values())
+                stalled = lag > 0 and handled == last_handled
+                STALLED.labels(self.service).set(1 if stalled else 0)
+                if stalled:
+                    _log.warning(
+                        "consumer_stalled",
+                        lag=lag,
+                        assigned=len(self._assigned),
+                        ready=len(self._ready_tps),
+                        paused=len(consumer.paused()),
+                    )
+                last_handled = handled
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Start, consume until ``stop`` is set, and always stop."""
@@ -573,9 +591,10 @@ class StreamProcessor:
 
     # -- metrics -----------------------------------------------------------------------------
 
-    async def _update_lag(self) -> None:
-        """Set ``dagmonitor_consumer_lag`` per assigned input partition; never raises."""
+    async def _update_lag(self) -> int:
+        """Set ``dagmonitor_consumer_lag`` per assigned input partition; returns the sum."""
         consumer = self.consumer
+        total = 0
         for tp in list(self._assigned):
             route = self._routes.get(tp.topic)
             highwater = consumer.highwater(tp)
@@ -585,9 +604,10 @@ class StreamProcessor:
                 position = await asyncio.wait_for(consumer.position(tp), timeout=1.0)
             except Exception:
                 continue  # revoked meanwhile, or no position yet: next time
-            CONSUMER_LAG.labels(self.service, route.source, str(tp.partition)).set(
-                max(0, highwater - position)
-            )
+            lag = max(0, highwater - position)
+            CONSUMER_LAG.labels(self.service, route.source, str(tp.partition)).set(lag)
+            total += lag
+        return total
 
 
 class _Listener(ConsumerRebalanceListener):

@@ -49,6 +49,23 @@ def lifecycle_body(parts: Lifecycle) -> Body:
     return body
 
 
+def _dump_tasks() -> None:
+    """SIGUSR1: write where every asyncio task waits to stderr (for a process that seems stuck)."""
+    import sys
+
+    for task in asyncio.all_tasks():
+        print(f"--- task {task.get_name()}", file=sys.stderr)
+        awaited: object = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is None:
+                print(f"    awaits {type(awaited).__name__}", file=sys.stderr)
+                break
+            print(f"    {frame.f_code.co_filename}:{frame.f_lineno}", file=sys.stderr)
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    sys.stderr.flush()
+
+
 async def run_service(
     *,
     service: str,
@@ -68,6 +85,7 @@ async def run_service(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
     runner = await serve_http(health_app(checks, routes, client_max_size), host, port)
     log.info("service_started", http=f"{host}:{port}")
     try:
