@@ -3,7 +3,7 @@
 Each number is reported with a baseline measured in the same run, on the same data:
 
 - policy:  ``classify_incident`` per record   vs  decoding the same record (codec) per record;
-- hop:     the classifier (faust, decode, policy, encode, produce with acks) from
+- hop:     the classifier (stream processor: decode, policy, encode, produce with acks) from
            ``ingest.incidents``   vs  a bare aiokafka relay copying the same bytes between two
            topics (the practical limit of one Python consume-and-produce hop).
 
@@ -141,7 +141,7 @@ async def main() -> None:
     hop_seconds = await bench_classifier(settings, len(raw))
     relay_rate, hop_rate = len(raw) / relay_seconds, len(raw) / hop_seconds
     print(f"relay:      {relay_rate:>10,.0f} records/s (bare aiokafka consume-and-produce)")
-    print(f"classifier: {hop_rate:>10,.0f} records/s (faust, decode, policy, encode, acks)")
+    print(f"classifier: {hop_rate:>10,.0f} records/s (processor, decode, policy, encode, acks)")
     print(f"ratio:      {hop_rate / relay_rate:>10.2f}")
 
 

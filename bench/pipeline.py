@@ -4,8 +4,8 @@ Three stages, each measured the same two ways on the same generated incidents:
 
 - relay:      a bare aiokafka consume-and-produce relay copying bytes between two topics
               (the practical limit of one Python hop; the baseline);
-- classifier: the classifier hop (faust, decode, policy, encode, acks) from ingest.incidents
-              to dagmonitor.entries;
+- classifier: the classifier hop (stream processor: decode, policy, encode, acks) from
+              ingest.incidents to dagmonitor.entries;
 - pipeline:   ingest and classifier as separate processes, bvh.incidents to dagmonitor.entries;
 - mail:       the distributor's daily Dagmonitor for the same number of entries (render, store,
               send to three recipients over SMTP), from ``services.distributor.bench``.

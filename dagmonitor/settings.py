@@ -78,8 +78,8 @@ class DagmonitorSettings(BaseSettings):
     )
     kafka_declare_topics: bool = Field(
         default=True,
-        description="Let faust create its internal topics; false where they are managed outside "
-        "(Kubernetes: KafkaTopic resources generated from the topic table).",
+        description="Let the stream services create their internal topics; false where they "
+        "are managed outside (Kubernetes: KafkaTopic resources generated from the topic table).",
     )
     log_level: str = "INFO"
     otlp_endpoint: str | None = Field(

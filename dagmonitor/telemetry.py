@@ -1,7 +1,7 @@
 """Telemetry every service shares: JSON logs, Prometheus metrics, health endpoints, tracing.
 
 - Logs: structlog renders one JSON object per line on stdout; the standard library's loggers
-  (aiokafka, faust, aiohttp) go through the same renderer. Log events name ids and counts,
+  (aiokafka, aiohttp) go through the same renderer. Log events name ids and counts,
   never personal data.
 - Metrics: prometheus-client's default registry, served at ``GET /metrics``. Label values are
   service, topic, reason code or stage names: never names, addresses, plates or registration

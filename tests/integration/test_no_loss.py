@@ -108,7 +108,7 @@ def _inputs(service: str, seed: int) -> list[tuple[bytes | None, bytes | None]]:
 
 async def _prefill_changelog(settings: DagmonitorSettings, service: str) -> None:
     """A large table to restore: entries for keys no input uses, on every partition."""
-    _, source, table, value = ROUTES[service]
+    _, _, table, value = ROUTES[service]
     topic = f"{settings.group(service)}-{table}-changelog"
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=20

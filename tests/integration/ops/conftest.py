@@ -205,9 +205,6 @@ async def pipeline_run(
             "DAGMONITOR_MESSAGE_ID_DOMAIN": f"{settings.topic_prefix.rstrip('.')}.invalid",
         },
     }
-    for name in ("ingest", "classifier"):
-        # faust keeps <app id>-data in the working directory unless told otherwise.
-        env[name] = {**env[name], "APP_DATADIR": str(work / f"{name}-data")}
     processes = {name: ServiceProcess(name, env[name], work) for name in SERVICES}
     prometheus = PrometheusServer(work, {n: p.port for n, p in processes.items()}).start()
     run = PipelineRun(lines, {n: p.log_file for n, p in processes.items()}, {})

@@ -155,7 +155,7 @@ def test_the_acl_table_allows_what_each_service_did(pipeline_run: PipelineRun) -
     for service in SERVICES:
         text = pipeline_run.metrics[service]
         row = BY_SERVICE[service]
-        # faust's internal topics carry the app id: dagmonitor-<service>-<name>.
+        # Internal topics carry the consumer group: dagmonitor-<service>-<name>.
         own = {
             t.name.removeprefix(f"dagmonitor-{service}-")
             for t in all_internal_topics()

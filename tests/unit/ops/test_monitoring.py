@@ -57,6 +57,9 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
         "DagmonitorServiceDown",
         "DagmonitorServiceMissing",
         "DagmonitorConsumerLagGrowing",
+        "DagmonitorCommittedWithoutOutput",
+        "DagmonitorConsumerStalled",
+        "DagmonitorStateRestoreSlow",
         "DagmonitorDeadLettersRising",
         "DagmonitorApprovalsWaitingTooLong",
         "DagmonitorMailsFailing",
@@ -97,6 +100,7 @@ def _dashboards() -> dict[str, dict[str, object]]:
 
 def _defined_metrics() -> set[str]:
     """Metric names the services' code registers (importing their metric modules)."""
+    import dagmonitor.processor
     import dagmonitor.streaming  # noqa: F401
     import services.approval.metrics
     import services.distributor.metrics  # noqa: F401
