@@ -43,6 +43,7 @@ from dagmonitor.errors import (
     SchemaError,
     TruncatedRecordError,
     UnknownFingerprintError,
+    WrongRecordTypeError,
 )
 from dagmonitor.schema_evolution import (
     Schema,
@@ -202,6 +203,8 @@ class Codec:
         if data is None:
             raise CodecError("a tombstone (null value) has no record to decode")
         data = bytes(data)
+        if not data:
+            raise NotSingleObjectError("an empty value: no single-object record")
         if data[: len(MARKER)] != MARKER[: len(data)]:
             raise NotSingleObjectError("not Avro single-object encoding: no C3 01 marker")
         if len(data) < HEADER_SIZE:
@@ -216,7 +219,9 @@ class Codec:
             )
         name, writer = self._writers[writer_fp]
         if expect is not None and name != expect:
-            raise CodecError(f"expected {expect}, got {name} (fingerprint {writer_fp.hex()})")
+            raise WrongRecordTypeError(
+                f"expected {expect}, got {name} (fingerprint {writer_fp.hex()})"
+            )
         record = self._read_body(data, name, writer, writer_fp)
         return Decoded(name, record, writer_fp)
 

@@ -32,6 +32,7 @@ class Reason(StrEnum):
     WRONG_RECORD_TYPE = "wrong_record_type"  # a valid record of a type this topic doesn't carry
     INVALID_JSON = "invalid_json"  # HTTP or file input that is not the JSON we take
     INVALID_FIELD = "invalid_field"  # decoded, but a field's value breaks a rule
+    INVALID_TEXT = "invalid_text"  # a text field holds a control character (NUL, ESC, ...)
     INVALID_REGISTRATION_NUMBER = "invalid_registration_number"
     INVALID_MUNICIPALITY_CODE = "invalid_municipality_code"
     INVALID_MK_CODE = "invalid_mk_code"
@@ -51,6 +52,8 @@ def reason_for(exc: BaseException) -> Reason:
             return Reason.UNKNOWN_SCHEMA
         case errors.TruncatedRecordError():
             return Reason.TRUNCATED
+        case errors.WrongRecordTypeError():
+            return Reason.WRONG_RECORD_TYPE
         case errors.CodecError():
             return Reason.UNDECODABLE
         case _:

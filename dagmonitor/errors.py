@@ -25,6 +25,10 @@ class TruncatedRecordError(CodecError):
     """The bytes end before the header or the body does."""
 
 
+class WrongRecordTypeError(CodecError):
+    """A valid record, but of another type than the topic or endpoint carries."""
+
+
 class NotSingleObjectError(CodecError):
     """The bytes do not start with the Avro single-object marker ``C3 01``."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -27,6 +28,26 @@ class InputError(DagmonitorError):
         super().__init__(f"{path or 'record'}: {problem}")
         self.path = path
         self.problem = problem
+
+
+def parse_document(text: str | bytes) -> Any:
+    """Parse untrusted JSON text; any malformed input raises ``InputError``, never more.
+
+    Besides invalid JSON that covers what ``json.loads`` lets through as other errors: bytes
+    that are not UTF-8, nesting deeper than the interpreter's recursion limit
+    (``RecursionError``) and integer literals longer than Python converts (``ValueError``).
+    """
+    try:
+        # Bytes are UTF-8 (RFC 8259); json.loads would guess UTF-16 or -32 from a BOM.
+        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except json.JSONDecodeError as exc:
+        raise InputError("", f"not JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise InputError("", "not UTF-8, so not JSON") from None
+    except RecursionError:
+        raise InputError("", "not JSON we take (nested too deeply)") from None
+    except ValueError:
+        raise InputError("", "not JSON we take (a number is too long)") from None
 
 
 def record_from_json(schema_name: str, obj: Any) -> dict[str, Any]:

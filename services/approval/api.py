@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from dagmonitor.jsonio import InputError, parse_document
 from dagmonitor.streaming import TRANSIENT_ERRORS
 from dagmonitor.telemetry import get_logger
 from services.approval.access import Principal
@@ -137,11 +138,9 @@ class BadRequest(Exception):
 def parse_decision(raw: bytes) -> tuple[Action, str | None]:
     """The action and reason of a decision body; raises BadRequest naming the problem."""
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BadRequest("the body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not JSON ({exc.msg} at line {exc.lineno})") from None
+        body = parse_document(raw)
+    except InputError as exc:
+        raise BadRequest(f"the body is {exc.problem}") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     unknown = sorted(set(body) - _BODY_FIELDS)

@@ -52,6 +52,7 @@ from services.classifier.annex import load_annex
 from services.classifier.config import ClassifierSettings
 from services.classifier.policy import (
     ENTRIES,
+    Decision,
     Output,
     classify_incident,
     classify_notice,
@@ -70,6 +71,14 @@ def _ms(moment: datetime) -> int:
 
 def _from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# An escalation in force for ever: gives the entry as it reads while one is in force.
+_FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class Classifier:
@@ -162,7 +171,8 @@ class Classifier:
         direct = [o for o in decision.outputs if not (e35 and o.topic == ENTRIES)]
         await self._send(batch, direct)
         if e35:
-            await self._forward_e35(batch, e35, record["registration_number"], message.value)
+            report = self._e35_report(record, decision, now=record_time(message))
+            await self._forward_e35(batch, e35, record["registration_number"], report)
         batch.set(
             self.incident_outputs,
             key,
@@ -186,13 +196,32 @@ class Classifier:
         if old_postcode and old_postcode != new_postcode:
             await self._forward_e35(batch, old_postcode, key.decode("utf-8"), None)
 
-    async def _forward_e35(
-        self, batch: Batch, postcode: str, registration: str, raw: bytes | None
-    ) -> None:
-        envelope = {
-            "registration_number": registration,
-            "incident": base64.b64encode(raw).decode("ascii") if raw is not None else None,
+    def _e35_report(
+        self, record: dict[str, Any], decision: Decision, *, now: datetime
+    ) -> dict[str, Any]:
+        """What the E35 window needs of a shared report, and nothing more: when it happened,
+        where (district, for the request), and its entry without and with the house number
+        (which one goes out depends on an escalation only the E35 route knows)."""
+        schema = topics.get(ENTRIES).schema
+        plain = next(o for o in decision.outputs if o.topic == ENTRIES)
+        detailed = next(
+            o
+            for o in classify_incident(
+                record, self.policy, self.annex, now=now, escalation_until=_FOREVER
+            ).outputs
+            if o.topic == ENTRIES
+        )
+        return {
+            "reported_at": _ms(record["reported_at"]),
+            "district_code": record["location"].get("district_code"),
+            "entry": _b64(self.codec.encode(schema, plain.value)),
+            "detailed_entry": _b64(self.codec.encode(schema, detailed.value)),
         }
+
+    async def _forward_e35(
+        self, batch: Batch, postcode: str, registration: str, report: dict[str, Any] | None
+    ) -> None:
+        envelope = {"registration_number": registration, "report": report}
         await batch.send(
             self.e35_topic,
             postcode.encode("utf-8"),
@@ -206,33 +235,30 @@ class Classifier:
         key = record_key(message)
         envelope = json.loads(message.value or b"null")
         state = batch.get(self.e35_windows, key)
-        if envelope["incident"] is None:
-            removed = escalation.remove_report(state, envelope["registration_number"])
-            batch.set(self.e35_windows, key, removed)
+        registration = envelope["registration_number"]
+        report = envelope["report"]
+        if report is None:
+            batch.set(self.e35_windows, key, escalation.remove_report(state, registration))
             return
-        raw = base64.b64decode(envelope["incident"])
-        record = self.codec.decode(raw, expect=INCIDENT_EVENT).record
         now = record_time(message)
         active = batch.get(self.escalations, key)
-        until = _from_ms(active["valid_until"]) if active else None
-        decision = classify_incident(
-            record, self.policy, self.annex, now=now, escalation_until=until
+        escalated = active is not None and _from_ms(active["valid_until"]) > now
+        entry = base64.b64decode(report["detailed_entry" if escalated else "entry"])
+        await batch.send(
+            self.settings.topic(ENTRIES),
+            registration.encode("utf-8"),
+            entry,
+            inject_trace_headers(),
         )
-        outputs = [o for o in decision.outputs if o.topic == ENTRIES]
+        RECORDS_OUT.labels(SERVICE, ENTRIES).inc()
         new_state, due = escalation.add_report(
-            state, record["registration_number"], _ms(record["reported_at"]), self.rule
+            state, registration, report["reported_at"], self.rule
         )
         if due:
-            outputs.append(
-                escalation_request(
-                    key.decode("utf-8"),
-                    record["registration_number"],
-                    record["location"].get("district_code"),
-                    self.policy,
-                    now=now,
-                )
+            request = escalation_request(
+                key.decode("utf-8"), registration, report["district_code"], self.policy, now=now
             )
-        await self._send(batch, outputs)
+            await self._send(batch, [request])
         batch.set(self.e35_windows, key, new_state)
 
     async def _on_escalation(self, message: Record, batch: Batch) -> None:

@@ -16,7 +16,13 @@ import click
 
 from dagmonitor.codec import INCIDENT_EVENT, PERSON_NOTICE, default_codec
 from dagmonitor.errors import CodecError
-from dagmonitor.jsonio import InputError, parse_timestamp, record_from_json, to_json
+from dagmonitor.jsonio import (
+    InputError,
+    parse_document,
+    parse_timestamp,
+    record_from_json,
+    to_json,
+)
 from services.classifier.annex import load_annex
 from services.classifier.config import ClassifierSettings
 from services.classifier.policy import Decision, PolicyConfig, classify_incident, classify_notice
@@ -26,8 +32,8 @@ from services.ingest.validation import InvalidRecord, validate_incident, validat
 def classify_line(line: str, policy: PolicyConfig, now: datetime) -> dict[str, Any]:
     """The dry-run answer for one JSON line."""
     try:
-        document = json.loads(line)
-    except json.JSONDecodeError:
+        document = parse_document(line)
+    except InputError:
         return _rejected(None, "invalid_json", "the line is not valid JSON")
     if not isinstance(document, dict):
         return _rejected(None, "invalid_json", "the line is not a JSON object")

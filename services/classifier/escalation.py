@@ -1,6 +1,6 @@
 """Rule 8: E35 (youth nuisance) reports per postcode in a sliding window. Pure functions.
 
-The state of one postcode is a small JSON-able dict kept in a faust table keyed by postcode:
+The state of one postcode is a small JSON-able dict kept in a table keyed by postcode:
 ``{"reports": {registration_number: reported_at_ms}, "requested_at": ms | None}``. Reports are
 counted once per registration (a new version of the same report does not count twice), in
 event time (``reported_at``), within ``window`` before the newest report; older ones are pruned,

@@ -34,7 +34,7 @@ REQUESTS = "approval.requests"
 # Rule 6: stolen vehicles of these kinds become signals (cars, vans, mopeds, scooters).
 SIGNALLED_VEHICLE_KINDS = frozenset({"PASSENGER_CAR", "VAN", "MOPED", "SCOOTER"})
 
-_POSTCODE = re.compile(r"^([1-9][0-9]{3})\s?([A-Z]{2})$")
+_POSTCODE = re.compile(r"^([1-9][0-9]{3})([A-Z]{2})$")
 # Letter pairs the Dutch postal service does not issue.
 _UNUSED_POSTCODE_LETTERS = frozenset({"SA", "SD", "SS"})
 
@@ -89,10 +89,15 @@ def normalise_mk_code(code: str) -> str:
 
 
 def normalise_postcode(postcode: str | None) -> str | None:
-    """A Dutch postcode as ``1234AB``; None when absent or not a valid Dutch postcode."""
+    """A Dutch postcode as ``1234AB``; None when absent or not a valid Dutch postcode.
+
+    Police systems send any whitespace inside and around it (``3512  AB``, `` 3512ab ``, tabs,
+    no-break spaces): all of it goes.
+    """
     if postcode is None:
         return None
-    match = _POSTCODE.fullmatch(unicodedata.normalize("NFKC", postcode).strip().upper())
+    compact = re.sub(r"\s+", "", unicodedata.normalize("NFKC", postcode)).upper()
+    match = _POSTCODE.fullmatch(compact)
     if match is None or match.group(2) in _UNUSED_POSTCODE_LETTERS:
         return None
     return match.group(1) + match.group(2)

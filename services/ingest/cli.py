@@ -15,7 +15,7 @@ from rich.progress import Progress
 from dagmonitor.codec import default_codec
 from dagmonitor.errors import CodecError
 from dagmonitor.generate import AMSTERDAM, Generator
-from dagmonitor.jsonio import InputError, record_from_json
+from dagmonitor.jsonio import InputError, parse_document, record_from_json
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.telemetry import inject_trace_headers
 from services.ingest.pipeline import INCIDENTS, NOTICES, Kind
@@ -39,10 +39,7 @@ def generate(count: int, seed: int, day: datetime | None, notices: int) -> None:
 
 def encode_line(line: str) -> tuple[Kind, bytes, bytes]:
     """One JSON line as (kind, key, single-object bytes); raises InputError or CodecError."""
-    try:
-        document: Any = json.loads(line)
-    except json.JSONDecodeError:
-        raise InputError("", "not valid JSON") from None
+    document: Any = parse_document(line)
     if not isinstance(document, dict):
         raise InputError("", "not a JSON object")
     kind = INCIDENTS if "registration_number" in document else NOTICES

@@ -9,13 +9,12 @@ invalid one with 400 and a message naming the field and the rule (never the valu
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from dagmonitor.errors import CodecError
-from dagmonitor.jsonio import InputError, record_from_json
+from dagmonitor.jsonio import InputError, parse_document, record_from_json
 from dagmonitor.telemetry import RECORDS_IN, get_logger
 from services.ingest.pipeline import INCIDENTS, NOTICES, Kind
 from services.ingest.validation import InvalidRecord
@@ -89,8 +88,5 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
 
 
 def _avro_from_json(kind: Kind, body: bytes, ingest: Ingest) -> bytes:
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError("", "the body is not valid JSON") from None
+    document = parse_document(body)
     return ingest.codec.encode(kind.schema, record_from_json(kind.schema, document))

@@ -22,6 +22,13 @@ MK_CODE = re.compile(r"^[A-Z][0-9]{2,4}$")
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_VERSION = 1_000_000
+# An area ban or a repeat-offender notice runs for months, a court's ban for a few years; a
+# notice valid for longer than this is a data error (a placeholder like 9999-12-31).
+MAX_NOTICE_VALIDITY = timedelta(days=5 * 366)
+# Text fields may hold any character except controls: C0 (NUL, ESC, ...), DEL and C1. Tab, line
+# feed and carriage return are allowed (free text is written on several lines). Every later
+# hop (Kafka, PostgreSQL text, SMTP, HTML) accepts what this lets through.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class InvalidRecord(DagmonitorError):
@@ -37,6 +44,7 @@ def validate_incident(
     event: Mapping[str, Any], *, now: datetime, clock_skew: timedelta = timedelta(minutes=5)
 ) -> None:
     """Check an ``IncidentEvent`` (already schema-valid) or raise ``InvalidRecord``."""
+    check_text(event)
     _identifier(event["event_id"], "event_id")
     if not REGISTRATION_NUMBER.fullmatch(event["registration_number"]):
         raise InvalidRecord(
@@ -73,12 +81,17 @@ def validate_notice(
     notice: Mapping[str, Any], *, now: datetime, clock_skew: timedelta = timedelta(minutes=5)
 ) -> None:
     """Check a ``PersonNotice`` (already schema-valid) or raise ``InvalidRecord``."""
+    check_text(notice)
     _identifier(notice["notice_id"], "notice_id")
     _version(notice["version"])
     if notice["valid_from"] < EARLIEST:
         raise InvalidRecord(Reason.INVALID_TIMESTAMP, "valid_from: before 2000-01-01")
     if notice["valid_until"] <= notice["valid_from"]:
         raise InvalidRecord(Reason.INVALID_TIMESTAMP, "valid_until: not after valid_from")
+    if notice["valid_until"] - notice["valid_from"] > MAX_NOTICE_VALIDITY:
+        raise InvalidRecord(
+            Reason.INVALID_TIMESTAMP, "valid_until: more than 5 years after valid_from"
+        )
     if not notice["district_codes"]:
         raise InvalidRecord(Reason.INVALID_FIELD, "district_codes: empty")
     for index, code in enumerate(notice.get("mk_codes") or ()):
@@ -86,6 +99,24 @@ def validate_notice(
             raise InvalidRecord(
                 Reason.INVALID_MK_CODE, f"mk_codes[{index}]: expected a letter and 2-4 digits"
             )
+
+
+def check_text(value: Any, path: str = "") -> None:
+    """Raise ``InvalidRecord`` when any text in ``value`` (nested) holds a control character.
+
+    The message names the field, never the text.
+    """
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise InvalidRecord(
+                Reason.INVALID_TEXT, f"{path or 'record'}: holds a control character"
+            )
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_text(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            check_text(item, f"{path}[{index}]")
 
 
 def _identifier(value: str, field: str) -> None:

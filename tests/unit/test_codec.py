@@ -225,7 +225,7 @@ def test_header_is_marker_and_reference_fingerprint(
 @pytest.mark.parametrize(
     ("data", "error"),
     [
-        (b"", TruncatedRecordError),
+        (b"", NotSingleObjectError),  # an empty value is no record at all, not a cut one
         (b"\xc3", TruncatedRecordError),
         (b"\x00", NotSingleObjectError),
         (b"\xc3\x02" + bytes(20), NotSingleObjectError),
@@ -245,7 +245,7 @@ def test_header_without_body_is_truncated(codec: Codec) -> None:
 
 def test_every_cut_of_a_real_record_is_truncated(codec: Codec) -> None:
     encoded = codec.encode(INCIDENT_EVENT, incident())
-    for cut in range(len(encoded)):
+    for cut in range(1, len(encoded)):
         with pytest.raises(TruncatedRecordError):
             codec.decode(encoded[:cut])
 
@@ -255,7 +255,7 @@ def test_every_cut_of_a_real_record_is_truncated(codec: Codec) -> None:
 @given(data=st.data())
 def test_any_cut_of_any_record_is_truncated(codec: Codec, name: str, data: st.DataObject) -> None:
     encoded = codec.encode(name, data.draw(strategy_for(name)))
-    cut = data.draw(st.integers(0, len(encoded) - 1))
+    cut = data.draw(st.integers(1, len(encoded) - 1))
     with pytest.raises(TruncatedRecordError):
         codec.decode(encoded[:cut])
 
@@ -494,3 +494,30 @@ def test_default_codec_uses_the_repository_schemas(monkeypatch: pytest.MonkeyPat
         assert codec_module.DEFAULT_SCHEMA_DIR == SCHEMA_DIR
     finally:
         default_codec.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "not_avro"),  # an empty value says nothing: not a record cut short
+        (b'{"json": true}', "not_avro"),
+        (b"\xc3\x01\x00", "truncated"),
+        (b"\xc3\x01" + bytes.fromhex("0123456789abcdef") + b"\x00", "unknown_schema"),
+    ],
+)
+def test_dead_letter_reasons_say_what_happened(codec: Codec, data: bytes, reason: str) -> None:
+    from dagmonitor.deadletter import reason_for
+
+    with pytest.raises(CodecError) as caught:
+        codec.decode(data, expect=INCIDENT_EVENT)
+    assert reason_for(caught.value).value == reason
+
+
+def test_a_record_of_another_type_is_the_wrong_record_type(codec: Codec) -> None:
+    from dagmonitor.deadletter import reason_for
+    from dagmonitor.errors import WrongRecordTypeError
+
+    notice = codec.encode(INCIDENT_EVENT, incident())
+    with pytest.raises(WrongRecordTypeError) as caught:
+        codec.decode(notice, expect="nl.politie.bvh.PersonNotice")
+    assert reason_for(caught.value).value == "wrong_record_type"

@@ -73,6 +73,8 @@ def test_good_bodies(body: bytes, expected: tuple[Action, str | None]) -> None:
         (b"", "not JSON"),
         (b"{", "not JSON"),
         (b"\xff\xfe", "not UTF-8"),
+        (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+        (b'{"decision": ' + b"9" * 50_000 + b"}", "a number is too long"),
         (b"[]", "JSON object"),
         (b'"approve"', "JSON object"),
         (b"{}", "'decision' is required"),

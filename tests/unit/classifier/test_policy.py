@@ -185,7 +185,14 @@ def test_suspects_only_in_team_districts() -> None:
     [
         ("3511AB", "3511AB"),
         ("3511 ab", "3511AB"),
-        (" 3511  AB ", None),
+        (" 3511  AB ", "3511AB"),
+        ("3512  AB", "3512AB"),
+        (" 3512ab ", "3512AB"),
+        ("3512\tAB", "3512AB"),
+        ("\t3512AB\n", "3512AB"),
+        ("3512\u00a0AB", "3512AB"),  # a no-break space
+        ("3 5 1 2 A B", "3512AB"),
+        ("\t \n", None),
         ("3511 AB", "3511AB"),
         ("0511AB", None),
         ("3511SA", None),

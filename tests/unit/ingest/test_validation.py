@@ -52,6 +52,10 @@ BAD_INCIDENTS = [
     ("committed_from", NOW + timedelta(days=1), "invalid_timestamp"),
     ("committed_until", datetime(2026, 11, 26, 21, 0, tzinfo=UTC), "invalid_timestamp"),
     ("vehicles.0.plate", "  ", "invalid_field"),
+    ("location.street", "Oude\x00gracht", "invalid_text"),
+    ("location.street", "Oude\x1bgracht", "invalid_text"),
+    ("location.city", "Utrecht\x7f", "invalid_text"),
+    ("location.city", "Utrecht\x85", "invalid_text"),  # C1: next line
 ]
 
 
@@ -65,9 +69,23 @@ def test_each_rule_rejects_with_its_reason(path: str, value: Any, reason: str) -
     field = {"vehicles.0.plate": "vehicles[0].plate", "committed_until": "committed_from"}.get(
         path, path
     )
+    if reason == "invalid_text":
+        field = path
     assert caught.value.detail.startswith(f"{field}:")
     if isinstance(value, str) and value.strip():
         assert value.strip() not in caught.value.detail
+
+
+def test_text_may_hold_tabs_and_line_breaks_but_no_other_controls() -> None:
+    record = incident()
+    record["location"]["street"] = "Oude\tgracht"
+    record["modus_operandi"] = "Raam geforceerd.\r\nDaarna via de achterdeur weg."
+    validate_incident(record, now=NOW)
+    record["persons"][0]["surname"] = "Jans\x00sen"
+    with pytest.raises(InvalidRecord) as caught:
+        validate_incident(record, now=NOW)
+    assert caught.value.reason.value == "invalid_text"
+    assert caught.value.detail == "persons[0].surname: holds a control character"
 
 
 def test_a_good_incident_passes_and_small_clock_skew_is_tolerated() -> None:
@@ -95,6 +113,8 @@ def test_notice_rules() -> None:
         (_set("district_codes", []), "invalid_field"),
         (_set("mk_codes", ["nope"]), "invalid_mk_code"),
         (_set("notice_id", "../etc"), "invalid_identifier"),
+        (_set("valid_until", datetime(9999, 12, 31, tzinfo=UTC)), "invalid_timestamp"),
+        (_set("valid_until", NOW + timedelta(days=5 * 366 + 1)), "invalid_timestamp"),
     ]:
         bad = dict(good)
         change(bad)
