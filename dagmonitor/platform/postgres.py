@@ -9,6 +9,7 @@ The cluster listens on loopback only, with password (SCRAM) authentication for t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import pwd
 import shutil
@@ -73,6 +74,46 @@ def _as_server_user(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv]
 
 
+SHARED_ROOT = Path("/var/lib/dagmonitor")
+"""Where clusters go when the server's user cannot enter the clone (root, a 0700 home)."""
+
+
+def server_user_can_enter(folder: Path) -> bool:
+    """Whether the server's user can reach ``folder`` (always, when we are not root)."""
+    if os.geteuid() != 0:
+        return True
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return True  # init_cluster names the missing user
+    result = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "test", "-x", str(probe)],
+        capture_output=True,
+        check=False,
+    )
+    return result.returncode == 0
+
+
+def cluster_root(local_root: Path) -> Path:
+    """The folder of the private cluster for a stack at ``local_root``.
+
+    ``<local_root>/postgres`` when the server's user can enter it; otherwise (as root, with the
+    clone in a folder the ``postgres`` user cannot enter, e.g. a 0700 home) a folder of its
+    own under ``/var/lib/dagmonitor``, one per clone.
+    """
+    inside = local_root / "postgres"
+    if (inside / "data" / "PG_VERSION").is_file() or server_user_can_enter(local_root):
+        return inside
+    digest = hashlib.sha256(str(local_root.resolve()).encode()).hexdigest()[:16]
+    outside = SHARED_ROOT / digest / "postgres"
+    SHARED_ROOT.mkdir(parents=True, exist_ok=True)
+    SHARED_ROOT.chmod(0o755)
+    return outside
+
+
 def _chown_to_server_user(path: Path) -> None:
     if os.geteuid() == 0:
         entry = pwd.getpwnam("postgres")
@@ -89,6 +130,7 @@ def init_cluster(layout: PostgresLayout) -> bool:
     """Create the cluster once; returns True when it was created now."""
     if (layout.data / "PG_VERSION").is_file():
         return False
+    layout.root.parent.mkdir(parents=True, exist_ok=True)
     for folder in (layout.root, layout.data, layout.socket_dir):
         folder.mkdir(parents=True, exist_ok=True)
         _chown_to_server_user(folder)

@@ -68,7 +68,7 @@ class LocalStack:
         self.root = (root or local_dir()).resolve()
         self.settings = settings or LocalStackSettings()
         self.kafka = kafka.KafkaLayout(self.root / "kafka")
-        self.postgres = postgres.PostgresLayout(self.root / "postgres")
+        self.postgres = postgres.PostgresLayout(postgres.cluster_root(self.root))
         self.mail_dir = self.root / "mail"
         self.smtp_pid_file = self.root / "smtp" / "sink.pid"
         self.state_file = self.root / "stack.json"
@@ -114,18 +114,57 @@ class LocalStack:
         """
         self.root.mkdir(parents=True, exist_ok=True)
         state = self._load_state()
-        for name, bring_up in (
-            ("kafka", self._kafka_up),
-            ("postgres", self._postgres_up),
-            ("smtp", self._smtp_up),
-        ):
-            component = bring_up(state.get(name))
-            state[name] = component
-            self._save_state(state)
-            echo(_describe(component))
-        if with_services:
-            self._services_up(state, echo)
+        was_running = {name for name, part in self._running(state).items() if part}
+        try:
+            for name, bring_up in (
+                ("kafka", self._kafka_up),
+                ("postgres", self._postgres_up),
+                ("smtp", self._smtp_up),
+            ):
+                component = bring_up(state.get(name))
+                state[name] = component
+                self._save_state(state)
+                echo(_describe(component))
+            if with_services:
+                self._services_up(state, echo)
+        except BaseException as exc:
+            # All or nothing: stop what this call started, then say what failed.
+            started_now = {name for name, part in self._running(state).items() if part}
+            self._stop_started(started_now - was_running, with_services, echo)
+            if isinstance(exc, PlatformError | OSError):
+                raise PlatformError(
+                    f"dagmonitor up failed and stopped what it had started: {exc}\n"
+                    f"logs: {self.root}/*/ (kafka/logs, postgres/postgres.log, services/)"
+                ) from exc
+            raise
         return state
+
+    def _running(self, state: dict[str, Component]) -> dict[str, bool]:
+        """Which managed servers run now (the reused ones are not ours to stop)."""
+        kafka_pid = process.read_pid(self.kafka.pid_file)
+        smtp_pid = process.read_pid(self.smtp_pid_file)
+        return {
+            "kafka": kafka_pid is not None and process.pid_alive(kafka_pid),
+            "postgres": postgres.running_port(self.postgres) is not None,
+            "smtp": smtp_pid is not None and process.pid_alive(smtp_pid),
+        }
+
+    def _stop_started(self, names: set[str], with_services: bool, echo: Echo) -> None:
+        if with_services:
+            self.services.stop(echo)
+        if "smtp" in names:
+            pid = process.read_pid(self.smtp_pid_file)
+            if pid is not None:
+                process.stop_pid(pid)
+                echo("smtp stopped")
+        if "postgres" in names:
+            postgres.stop(self.postgres)
+            echo("postgres stopped")
+        if "kafka" in names:
+            pid = process.read_pid(self.kafka.pid_file)
+            if pid is not None:
+                process.stop_pid(pid)
+                echo("kafka stopped")
 
     def _services_up(self, state: dict[str, Component], echo: Echo) -> None:
         import asyncio
@@ -183,7 +222,13 @@ class LocalStack:
             # Another PostgreSQL (e.g. Debian's own cluster) holds the default port.
             port, note = process.free_port(), f"port {port} was taken"
         started = postgres.start(self.postgres, port=port, timeout=wait)
-        note = ", ".join(filter(None, [note, "cluster created" if started.created else ""]))
+        relocated = (
+            ""
+            if self.postgres.root.is_relative_to(self.root)
+            else (f"data in {self.postgres.root}: the postgres user cannot enter {self.root}")
+        )
+        created = "cluster created" if started.created else ""
+        note = ", ".join(filter(None, [note, created, relocated]))
         return Component("postgres", started.url, True, None, started.seconds_to_ready, note)
 
     def _smtp_up(self, previous: Component | None) -> Component:

@@ -72,3 +72,39 @@ def test_storage_formats_with_a_cluster_id_that_starts_with_a_dash(
     kafka.write_config(layout, process.free_port(), process.free_port())
     kafka.format_storage(layout)
     assert "cluster.id=-AbCdEfGhIjKlMnOpQrStU" in (layout.data / "meta.properties").read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
+def test_a_cluster_for_a_clone_the_postgres_user_cannot_enter_lives_outside_it(
+    tmp_path: Path,
+) -> None:
+    """As root with the clone in a 0700 folder, initdb (as ``postgres``) could not read the
+    clone: the cluster goes to a folder of its own that the server's user can enter."""
+    from dagmonitor.platform import postgres
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    local = home / "clone with spaces" / ".local"
+    root = postgres.cluster_root(local)
+    assert not root.is_relative_to(home)
+    assert root.is_relative_to(postgres.SHARED_ROOT)
+    assert root == postgres.cluster_root(local)  # the same clone keeps its folder
+    import tempfile
+
+    open_home = Path(tempfile.mkdtemp(prefix="dagmonitor-open-", dir="/tmp"))
+    try:
+        open_home.chmod(0o755)
+        assert postgres.cluster_root(open_home / ".local") == open_home / ".local" / "postgres"
+    finally:
+        open_home.rmdir()
+    layout = postgres.PostgresLayout(root)
+    port = process.free_port()
+    started = postgres.start(layout, port=port, timeout=120)
+    try:
+        assert started.created
+        assert postgres.server_ready(started.url)
+    finally:
+        postgres.stop(layout)
+        import shutil
+
+        shutil.rmtree(root.parent, ignore_errors=True)
