@@ -194,3 +194,19 @@ def get(name: str) -> TopicSpec:
 def compacted_outputs() -> tuple[TopicSpec, ...]:
     """The compacted output topics: every record on them is 'provided' and expires."""
     return tuple(spec for spec in TOPICS if spec.compacted)
+
+
+def markdown_table() -> str:
+    """The topic table as Markdown rows, as ``docs/architecture.md`` shows it."""
+    lines = [
+        "| topic | key | value | partitions | cleanup | retention |",
+        "|---|---|---|---:|---|---|",
+    ]
+    for spec in TOPICS + INTERNAL_TOPICS:
+        name = f"`{spec.name}`" + (f" (internal, {spec.owner})" if spec.owner else "")
+        value = spec.schema.rsplit(".", 1)[-1]
+        lines.append(
+            f"| {name} | {spec.key} | {value} | {spec.partitions} | {spec.cleanup.value} "
+            f"| {spec.retention_days} days |"
+        )
+    return "\n".join(lines)

@@ -86,3 +86,15 @@ def test_prefix_applies_to_physical_names_only() -> None:
 def test_unknown_topic_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="no topic 'nope' in the topic table"):
         topics.get("nope")
+
+
+def test_the_architecture_document_shows_the_topic_table_of_the_code() -> None:
+    """docs/architecture.md holds the table between markers; regenerate it with
+    ``python -c "from dagmonitor.topics import markdown_table; print(markdown_table())"``."""
+    from pathlib import Path
+
+    from dagmonitor.topics import markdown_table
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    shown = text.split("<!-- topic-table -->\n", 1)[1].split("\n<!-- /topic-table -->", 1)[0]
+    assert shown == markdown_table()
