@@ -119,6 +119,11 @@ class Table:
             self._data[partition][key] = value
         self._position[partition] = max(self._position.get(partition, 0), offset + 1)
 
+    def reset(self, partition: int) -> None:
+        """Forget a partition's memory, to read its changelog from the start."""
+        self._data.pop(partition, None)
+        self._position.pop(partition, None)
+
     def changelog_tp(self, partition: int) -> TopicPartition:
         return TopicPartition(self.changelog, partition)
 
@@ -529,6 +534,9 @@ class StreamProcessor:
             client_id=f"dagmonitor-{self.service}-restore",
             enable_auto_commit=False,
             group_id=None,
+            # A kept position below the log start (retention deleted old segments) restarts
+            # from the oldest record, never from the end.
+            auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         await reader.start()
@@ -542,7 +550,8 @@ class StreamProcessor:
             for tp, table in by_tp.items():
                 start = table.position(tp.partition)
                 if start > ends[tp]:
-                    start = 0  # the changelog was recreated: read it anew
+                    table.reset(tp.partition)  # the changelog was recreated: read it anew
+                    start = 0
                 if start < ends[tp]:
                     reader.seek(tp, start)
                     remaining[tp] = ends[tp]

@@ -3,8 +3,8 @@
 The ``KafkaUser`` of each service (``base/<service>/kafkauser.yaml``) is generated from
 ``ACCESS`` by ``python -m deploy.k8s.generate``. Least privilege: a service reads only what it
 consumes (or reads back to recover an outbox), writes only what it produces, and joins only its
-own consumer group. A faust service also reads and writes its own internal topics (table
-changelogs, the leader topic, repartitioned streams), found from the faust app itself.
+own consumer group. A stateful stream service (ingest, classifier) also reads and writes its
+own internal topics (table changelogs, the E35 repartition topic: ``topics.INTERNAL_TOPICS``).
 
 tests/unit/ops/test_access.py checks this table against what each service's code subscribes
 to and produces; the pipeline test (tests/integration/ops) checks it against what the running
@@ -29,10 +29,15 @@ class ServiceAccess:
     """Topics it consumes, or reads back (the outbox relays' recovery scans)."""
     writes: frozenset[str]
     """Topics it produces to (tombstones included)."""
-    faust: bool = False
-    """A faust app: its consumer group is the app id, and it uses internal topics."""
+    stateful: bool = False
+    """A stream processor with tables: it uses its internal topics of the topic table."""
     group: bool = True
     """It consumes as the consumer group ``dagmonitor-<service>`` (under the topic prefix)."""
+    describes: frozenset[str] = frozenset()
+    """Topics whose offsets it only looks at (no read, no write): the report completeness
+    check (ADR 0010). Internal topics by their topic-table name."""
+    describes_groups: frozenset[str] = frozenset()
+    """Services whose consumer group's committed offsets it looks at (ADR 0010)."""
 
 
 _COMPACTED = frozenset(spec.name for spec in topics.compacted_outputs())
@@ -45,7 +50,7 @@ ACCESS: tuple[ServiceAccess, ...] = (
         writes=frozenset(
             {"bvh.incidents", "bvh.persons", "ingest.incidents", "ingest.persons", DEAD_LETTERS}
         ),
-        faust=True,
+        stateful=True,
     ),
     ServiceAccess(
         "classifier",
@@ -53,7 +58,7 @@ ACCESS: tuple[ServiceAccess, ...] = (
         writes=frozenset(
             {"dagmonitor.entries", "vehicles.signals", "approval.requests", DEAD_LETTERS}
         ),
-        faust=True,
+        stateful=True,
     ),
     ServiceAccess(
         "approval",
@@ -90,6 +95,10 @@ ACCESS: tuple[ServiceAccess, ...] = (
             }
         ),
         writes=frozenset({"distribution.provisions", DEAD_LETTERS}),
+        describes=frozenset(
+            {"bvh.incidents", "ingest.incidents", "dagmonitor-classifier-e35-by-postcode"}
+        ),
+        describes_groups=frozenset({"ingest", "classifier"}),
     ),
     ServiceAccess(
         "retention",

@@ -139,8 +139,12 @@ def acls(
     for own in internal or []:
         if own.service == row.service:
             rules.append(_acl("topic", own.name, ["Read", "Write", "Describe"]))
+    for topic in sorted(row.describes):
+        rules.append(_acl("topic", f"{prefix}{topic}", ["Describe"]))
     if row.group:
         rules.append(_acl("group", f"{prefix}dagmonitor-{row.service}", ["Read"]))
+    for service in sorted(row.describes_groups):
+        rules.append(_acl("group", f"{prefix}dagmonitor-{service}", ["Describe"]))
     return rules
 
 

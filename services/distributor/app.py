@@ -18,6 +18,7 @@ from dagmonitor.deadletter import DeadLetters
 from dagmonitor.service import run_service
 from dagmonitor.streaming import Outputs, RecordConsumer, new_producer
 from dagmonitor.telemetry import get_logger
+from services.distributor.completeness import Completeness
 from services.distributor.config import DistributorSettings
 from services.distributor.dispatch import Dispatcher
 from services.distributor.intake import TOPICS, Intake
@@ -92,7 +93,9 @@ class Distributor:
             checkpoint=self._checkpoint,
             on_stored=self.sender.wake.set,
         )
-        self.scheduler = Scheduler(self.dispatcher, settings, clock=self._clock)
+        self.scheduler = Scheduler(
+            self.dispatcher, settings, clock=self._clock, completeness=Completeness(settings)
+        )
         letters = DeadLetters(self.producer, service=SERVICE, topic_prefix=settings.topic_prefix)
         self.consumer = RecordConsumer(
             settings,

@@ -73,6 +73,12 @@ class DistributorSettings(DagmonitorSettings):
     )
     hotspots_chart_top: int = Field(default=15, ge=1, le=50)
     notice_interval_seconds: float = Field(default=900.0, gt=0)
+    report_complete_wait_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        description="How long a scheduled report waits for the pipeline to catch up with what "
+        "was registered before it was due; then it goes out marked provisional.",
+    )
 
     covenant_end_date: date | None = Field(
         default=None, description="Last local day on which data may be provided."

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from dagmonitor.telemetry import get_logger
 from services.distributor.config import DistributorSettings
 from services.distributor.entitlements import Category, Recipient, entitled_recipients
-from services.distributor.metrics import RENDER_SECONDS, UNDELIVERABLE
+from services.distributor.metrics import RENDER_SECONDS, REPORTS_PROVISIONAL, UNDELIVERABLE
 from services.distributor.outbox import OutboxMessage, address
 from services.distributor.rendering import (
     Kind,
@@ -53,6 +53,18 @@ NOTICE_SOURCES: Mapping[
 """Each notice category: the topic its records come from and how one is shown."""
 
 _log = get_logger(__name__)
+
+Gate = Callable[[], Awaitable[bool]] | None
+"""Waits for the pipeline to catch up before a report is made; False: it did not in time."""
+
+
+async def _passed(gate: Gate, kind: str) -> bool:
+    if gate is None:
+        return True
+    complete = await gate()
+    if not complete:
+        REPORTS_PROVISIONAL.labels(kind).inc()
+    return complete
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,16 +150,21 @@ class Dispatcher:
             self._on_stored()
         return stored
 
-    async def ensure_daily(self, day: date) -> Outcome:
-        """The daily Dagmonitor of local ``day`` for every entitled recipient lacking it."""
+    async def ensure_daily(self, day: date, gate: Gate = None) -> Outcome:
+        """The daily Dagmonitor of local ``day`` for every entitled recipient lacking it.
+
+        ``gate``, when given, is awaited once there is something to make: it waits for the
+        pipeline to catch up and says whether it did (if not, the report is provisional).
+        """
         category = Category.DAGMONITOR_DAILY
         period = day.isoformat()
         recipients = self._recipients(category)
         todo = await self._missing(Kind.DAILY, period, recipients)
         if not todo:
             return Outcome(Kind.DAILY, period, category, len(recipients), 0)
+        provisional = not await _passed(gate, Kind.DAILY)
         entries = await self._store.entries_between(*day_bounds(day, self._settings.tz))
-        messages = await asyncio.to_thread(self._render_daily, day, entries, todo)
+        messages = await asyncio.to_thread(self._render_daily, day, entries, todo, provisional)
         stored = await self._store_rendered(messages)
         _log.info(
             "report_stored", kind=Kind.DAILY, period=period, recipients=stored, records=len(entries)
@@ -155,14 +172,15 @@ class Dispatcher:
         return Outcome(Kind.DAILY, period, category, len(recipients), stored, len(entries))
 
     def _render_daily(
-        self, day: date, entries: list[Entry], todo: list[Recipient]
+        self, day: date, entries: list[Entry], todo: list[Recipient], provisional: bool
     ) -> list[OutboxMessage]:
         started = time.perf_counter()
-        messages = self._address_all(render_daily(day, entries, self._settings.tz), todo)
+        rendered = render_daily(day, entries, self._settings.tz, provisional=provisional)
+        messages = self._address_all(rendered, todo)
         RENDER_SECONDS.labels(Kind.DAILY).observe(time.perf_counter() - started)
         return messages
 
-    async def ensure_hotspots(self, last_day: date) -> Outcome:
+    async def ensure_hotspots(self, last_day: date, gate: Gate = None) -> Outcome:
         """The cumulative Dagmonitor of the 14 local days ending with ``last_day``."""
         category = Category.HOTSPOTS
         period = hotspot_period(last_day)
@@ -170,8 +188,9 @@ class Dispatcher:
         todo = await self._missing(Kind.HOTSPOTS, period.label(), recipients)
         if not todo:
             return Outcome(Kind.HOTSPOTS, period.label(), category, len(recipients), 0)
+        provisional = not await _passed(gate, Kind.HOTSPOTS)
         counts = await self._store.postcode_counts(*period.bounds(self._settings.tz))
-        messages = await asyncio.to_thread(self._render_hotspots, period, counts, todo)
+        messages = await asyncio.to_thread(self._render_hotspots, period, counts, todo, provisional)
         stored = await self._store_rendered(messages)
         total = sum(c.count for c in counts)
         _log.info(
@@ -184,7 +203,11 @@ class Dispatcher:
         return Outcome(Kind.HOTSPOTS, period.label(), category, len(recipients), stored, total)
 
     def _render_hotspots(
-        self, period: Period, counts: list[PostcodeCount], todo: list[Recipient]
+        self,
+        period: Period,
+        counts: list[PostcodeCount],
+        todo: list[Recipient],
+        provisional: bool,
     ) -> list[OutboxMessage]:
         started = time.perf_counter()
         rendered = render_hotspots(
@@ -192,6 +215,7 @@ class Dispatcher:
             counts,
             top=self._settings.hotspots_chart_top,
             cid_domain=self._settings.message_id_domain,
+            provisional=provisional,
         )
         messages = self._address_all(rendered, todo)
         RENDER_SECONDS.labels(Kind.HOTSPOTS).observe(time.perf_counter() - started)

@@ -72,3 +72,9 @@ for _category in Category:
     for _counter in (MAILS_SENT, MAILS_RETRYING, MAILS_FAILED, PROVISIONS):
         _counter.labels(_category.value)
     PROVISIONS_BLOCKED.labels("covenant_expired", _category.value)
+
+REPORTS_PROVISIONAL = Counter(
+    "dagmonitor_reports_provisional_total",
+    "Scheduled reports made before the pipeline had caught up (marked provisional).",
+    ["kind"],
+)

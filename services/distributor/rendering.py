@@ -95,14 +95,22 @@ def _day_label(day: date) -> str:
     return day.strftime("%d-%m-%Y")
 
 
-def render_daily(day: date, entries: Sequence[Entry], tz: ZoneInfo) -> Rendered:
+PROVISIONAL = "Voorlopig: "
+"""Subject prefix of a report made before the pipeline had caught up."""
+
+
+def render_daily(
+    day: date, entries: Sequence[Entry], tz: ZoneInfo, *, provisional: bool = False
+) -> Rendered:
     """The daily Dagmonitor of local ``day``: by district, then postcode; CSV attached.
 
-    An empty day gives a short "no incidents" mail without attachment.
+    An empty day gives a short "no incidents" mail without attachment. ``provisional``: the
+    pipeline had not caught up when it was made; the subject and the text say so.
     """
     districts = group_daily(entries, tz)
     context = {
-        "subject": f"Dagmonitor {_day_label(day)}",
+        "subject": f"{PROVISIONAL if provisional else ''}Dagmonitor {_day_label(day)}",
+        "provisional": provisional,
         "day_label": _day_label(day),
         "districts": districts,
         "total": len(entries),
@@ -126,7 +134,12 @@ def render_daily(day: date, entries: Sequence[Entry], tz: ZoneInfo) -> Rendered:
 
 
 def render_hotspots(
-    period: Period, counts: Sequence[PostcodeCount], *, top: int, cid_domain: str
+    period: Period,
+    counts: Sequence[PostcodeCount],
+    *,
+    top: int,
+    cid_domain: str,
+    provisional: bool = False,
 ) -> Rendered:
     """The bi-weekly cumulative Dagmonitor: ranked counts and a chart of the top postcodes.
 
@@ -138,7 +151,8 @@ def render_hotspots(
     cid = f"hotspots-chart.{period.last.isoformat()}@{cid_domain}"
     chart = hotspot_chart(hotspots.postcodes[:top], f"Top {top} postcodes, {label}")
     context = {
-        "subject": f"Cumulatieve Dagmonitor (hotspots) {label}",
+        "subject": f"{PROVISIONAL if provisional else ''}Cumulatieve Dagmonitor (hotspots) {label}",
+        "provisional": provisional,
         "period_label": label,
         "days": period.days,
         "hotspots": hotspots,

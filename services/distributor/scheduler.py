@@ -14,6 +14,7 @@ from datetime import datetime
 
 from dagmonitor.streaming import TRANSIENT_ERRORS
 from dagmonitor.telemetry import get_logger
+from services.distributor.completeness import Completeness
 from services.distributor.config import DistributorSettings
 from services.distributor.dispatch import Dispatcher
 from services.distributor.schedule import (
@@ -38,19 +39,35 @@ class Scheduler:
         *,
         clock: Clock = utc_now,
         slice_seconds: float = 60.0,
+        completeness: Completeness | None = None,
     ) -> None:
         self._dispatcher = dispatcher
         self._settings = settings
+        self._completeness = completeness
         self._clock = clock
         self._slice = slice_seconds
 
     async def run_reports(self, run_at: datetime) -> None:
-        """The reports of one daily run: the previous day, and hotspots on their days."""
+        """The reports of one daily run: the previous day, and hotspots on their days.
+
+        Each waits (bounded) for the pipeline to catch up with what was registered before
+        ``run_at``; once it has, the second report does not wait again.
+        """
         tz = self._settings.tz
         day = daily_report_day(run_at, tz)
-        await self._dispatcher.ensure_daily(day)
+        caught_up: list[bool] = []
+
+        async def gate() -> bool:
+            if self._completeness is None:
+                return True
+            if not caught_up or not caught_up[-1]:
+                wait = self._settings.report_complete_wait_seconds
+                caught_up.append(await self._completeness.wait(run_at, wait))
+            return caught_up[-1]
+
+        await self._dispatcher.ensure_daily(day, gate)
         if is_hotspot_run_day(local_date(run_at, tz), self._settings.hotspots_anchor_date):
-            await self._dispatcher.ensure_hotspots(day)
+            await self._dispatcher.ensure_hotspots(day, gate)
 
     async def _run_reports_retrying(self, run_at: datetime, stop: asyncio.Event) -> None:
         delay = 1.0

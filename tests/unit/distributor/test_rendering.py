@@ -97,6 +97,22 @@ def test_empty_day_sends_a_short_mail_without_attachment() -> None:
     assert list(mail.iter_attachments()) == []
 
 
+def test_a_provisional_report_says_so_in_subject_text_and_html() -> None:
+    complete = render_daily(DAY, day_entries(), AMS)
+    provisional = render_daily(DAY, day_entries(), AMS, provisional=True)
+    assert not complete.subject.startswith("Voorlopig")
+    assert "VOORLOPIG" not in complete.text and "Voorlopig:" not in complete.html
+    assert provisional.subject == "Voorlopig: " + complete.subject
+    assert provisional.text.startswith("VOORLOPIG: toen dit overzicht werd gemaakt")
+    assert "Wat nog binnenkomt, volgt als aanvulling." in provisional.html
+    counts = [PostcodeCount("WK1", "Oost", "3581AB", 3)]
+    hotspots = render_hotspots(
+        hotspot_period(DAY), counts, top=15, cid_domain="x.invalid", provisional=True
+    )
+    assert hotspots.subject.startswith("Voorlopig: Cumulatieve Dagmonitor")
+    assert "VOORLOPIG" in hotspots.text
+
+
 def test_hotspot_mail_has_its_chart_inline() -> None:
     counts = [PostcodeCount("WK1", "Oost", "3581AB", 3), PostcodeCount("WK2", "West", None, 1)]
     rendered = render_hotspots(hotspot_period(DAY), counts, top=15, cid_domain="x.invalid")

@@ -15,11 +15,11 @@ class Recorder:
         self.calls: list[tuple[str, date]] = []
         self.called = asyncio.Event()
 
-    async def ensure_daily(self, day: date) -> None:
+    async def ensure_daily(self, day: date, gate: object = None) -> None:
         self.calls.append(("daily", day))
         self.called.set()
 
-    async def ensure_hotspots(self, day: date) -> None:
+    async def ensure_hotspots(self, day: date, gate: object = None) -> None:
         self.calls.append(("hotspots", day))
 
 

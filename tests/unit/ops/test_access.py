@@ -130,11 +130,15 @@ def test_each_kafka_user_grants_exactly_its_row() -> None:
         table = {t for t in row.reads | row.writes}
         named = {name for kind, name, _ in granted if kind == "topic"}
         internal = {n for n in named if n.startswith(f"dagmonitor-{row.service}-")}
-        assert named - internal == table
-        for topic in table:
+        assert named - internal == table | row.describes
+        for topic in table | row.describes:
             assert (("topic", topic, "Read") in granted) == (topic in row.reads)
             assert (("topic", topic, "Write") in granted) == (topic in row.writes)
+        for topic in row.describes - table:
+            assert {op for _, n, op in granted if n == topic} == {"Describe"}
         assert {(k, n) for k, n, _ in granted if k == "group"} == {
             ("group", f"dagmonitor-{row.service}")
-        }
+        } | {("group", f"dagmonitor-{s}") for s in row.describes_groups}
+        for service in row.describes_groups:
+            assert {op for k, n, op in granted if n == f"dagmonitor-{service}"} == {"Describe"}
         assert {op for _, _, op in granted} <= {"Read", "Write", "Describe"}

@@ -60,6 +60,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
         "DagmonitorCommittedWithoutOutput",
         "DagmonitorConsumerStalled",
         "DagmonitorStateRestoreSlow",
+        "DagmonitorReportProvisional",
         "DagmonitorDeadLettersRising",
         "DagmonitorApprovalsWaitingTooLong",
         "DagmonitorMailsFailing",
