@@ -46,7 +46,7 @@ async def _publish_day(settings: DagmonitorSettings, due: datetime, count: int) 
     codec = default_codec()
     items = []
     for n in range(count):
-        record = incident(f"PL0900-2026{7_000_000 + n:07d}")
+        record = incident(f"PL0900-2026{700_000 + n:06d}")
         record["reported_at"] = reported + timedelta(minutes=n)
         items.append((record["registration_number"].encode(), codec.encode(INCIDENT_EVENT, record)))
     await produce(settings, "bvh.incidents", items)
@@ -78,9 +78,9 @@ async def test_a_report_waits_for_a_late_pipeline_or_goes_out_provisional(
     settings = make_settings(
         topic_prefix=prefix, report_complete_wait_seconds=60.0 if catches_up else 3.0
     )
-    due = datetime.now(UTC)
-    await _publish_day(fresh_settings, due - timedelta(seconds=1), 4)
-    await asyncio.sleep(1.2)  # everything above was registered before the report is due
+    await _publish_day(fresh_settings, datetime.now(UTC), 4)
+    await asyncio.sleep(0.1)
+    due = datetime.now(UTC)  # everything above was registered before the report is due
     ingest = Ingest(IngestSettings.load(topic_prefix=prefix))
     classifier = Classifier(ClassifierSettings.load(topic_prefix=prefix))
     distributor = Distributor(settings)
