@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from opentelemetry import trace
 from prometheus_client import Gauge
 
@@ -199,12 +199,32 @@ class RecordConsumer:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
             for tp, records in batches.items():
+                handled = 0
                 for record in records:
                     await self._handle_with_retry(record, stop)
+                    handled += 1
                     if stop.is_set():
                         break
-                await consumer.commit({tp: records[-1].offset + 1})
+                await self._commit(tp, records[handled - 1].offset + 1, stop)
             await self._update_lag()
+
+    async def _commit(self, tp: TopicPartition, offset: int, stop: asyncio.Event) -> None:
+        """Commit ``offset``; a commit the group refuses after a rebalance is not an error
+        (the partition's new owner handles those records again, idempotently)."""
+        delay = self._backoff[0]
+        while True:
+            try:
+                await self.consumer.commit({tp: offset})
+                return
+            except (CommitFailedError, IllegalStateError):
+                _log.warning("commit_refused_after_rebalance", topic=tp.topic)
+                return
+            except TRANSIENT_ERRORS as exc:
+                if stop.is_set():
+                    raise
+                _log.warning("commit_failed_retrying", error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
 
     async def _handle_with_retry(
         self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event
