@@ -364,6 +364,13 @@ class StreamProcessor:
                         ready=len(self._ready_tps),
                         paused=len(consumer.paused()),
                     )
+                if handled != max(last_handled, 0):
+                    _log.info(
+                        "consumer_progress",
+                        handled=handled - max(last_handled, 0),
+                        lag=lag,
+                        partitions=len(self._ready_tps),
+                    )
                 last_handled = handled
 
     async def serve(self, stop: asyncio.Event) -> None:

@@ -13,7 +13,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from dagmonitor.codec import default_codec
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.topic_admin import Action, apply_topics
-from dagmonitor.topics import TOPICS, TopicSpec
+from dagmonitor.topics import INTERNAL_TOPICS, TOPICS, TopicSpec
 from tests.samples import incident
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ async def test_apply_is_idempotent(kafka_settings: DagmonitorSettings) -> None:
     changes = await apply_topics(
         kafka_settings.bootstrap_servers, prefix=kafka_settings.topic_prefix
     )
-    assert [c.action for c in changes] == [Action.UNCHANGED] * len(TOPICS)
+    assert [c.action for c in changes] == [Action.UNCHANGED] * len(TOPICS + INTERNAL_TOPICS)
 
 
 async def test_apply_repairs_drift_and_grows_partitions(stack: DagmonitorSettings) -> None:

@@ -60,7 +60,10 @@ def test_no_personal_data_in_logs_or_metrics(pipeline_run: PipelineRun) -> None:
     texts = {f"{s} log": pipeline_run.logs[s].read_text(errors="replace") for s in SERVICES}
     texts |= {f"{s} /metrics": pipeline_run.metrics[s] for s in SERVICES}
     for name, text in texts.items():
-        assert len(text.splitlines()) > 20, f"{name} is nearly empty: the check would be vacuous"
+        # Not vacuous: the stream services log little per record (ADR 0009), but every service
+        # logs its start, its partitions and what it did with the bad records.
+        assert len(text.splitlines()) >= 10, f"{name} is nearly empty: the check would be vacuous"
+    assert '"event": "dead_lettered"' in texts["ingest log"], "ingest handled no bad record"
     values = personal_values(pipeline_run.lines)
     assert all(len(v) >= 5 for v in values.values()), {k: len(v) for k, v in values.items()}
     leaks = [
