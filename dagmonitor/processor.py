@@ -45,6 +45,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 
+from dagmonitor.codec import Codec, default_codec
 from dagmonitor.deadletter import DeadLetters, Reason, Source, reason_for
 from dagmonitor.errors import CodecError
 from dagmonitor.settings import DagmonitorSettings
@@ -203,7 +204,7 @@ class StreamProcessor:
         settings: DagmonitorSettings,
         *,
         service: str,
-        dead_letters_for: Callable[[AIOKafkaProducer], DeadLetters],
+        codec: Codec | None = None,
         internal_topics: Sequence[TopicSpec] = (),
         max_records: int = 1000,
         retry_backoff: tuple[float, float] = (0.2, 10.0),
@@ -213,7 +214,7 @@ class StreamProcessor:
         self.service = service
         self.group = settings.group(service)
         self._internal_topics = tuple(internal_topics)
-        self._dead_letters_for = dead_letters_for
+        self._codec = codec or default_codec()
         self._max_records = max_records
         self._backoff = retry_backoff
         self._lag_interval = lag_interval
@@ -299,7 +300,12 @@ class StreamProcessor:
             max_batch_size=256 * 1024,
         )
         await self._producer.start()
-        self.dead_letters = self._dead_letters_for(self._producer)
+        self.dead_letters = DeadLetters(
+            self._producer,
+            service=self.service,
+            topic_prefix=self.settings.topic_prefix,
+            codec=self._codec,
+        )
         self._consumer = AIOKafkaConsumer(
             **self.settings.kafka_client_options(),
             group_id=self.group,

@@ -27,11 +27,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from dagmonitor import topics
 from dagmonitor.codec import ESCALATION, INCIDENT_EVENT, PERSON_NOTICE, Codec, default_codec
-from dagmonitor.deadletter import DeadLetters
 from dagmonitor.processor import (
     Batch,
     Record,
@@ -93,7 +90,7 @@ class Classifier:
         self.processor = processor = StreamProcessor(
             settings,
             service=SERVICE,
-            dead_letters_for=self._dead_letters,
+            codec=self.codec,
             internal_topics=topics.internal(SERVICE),
         )
 
@@ -113,11 +110,6 @@ class Classifier:
             processor.route(settings.topic(source), source, handler, used)
         processor.route(
             self.e35_topic, E35_TOPIC, self._on_e35, [self.e35_windows, self.escalations]
-        )
-
-    def _dead_letters(self, producer: AIOKafkaProducer) -> DeadLetters:
-        return DeadLetters(
-            producer, service=SERVICE, topic_prefix=self.settings.topic_prefix, codec=self.codec
         )
 
     async def run(self, stop: asyncio.Event) -> None:

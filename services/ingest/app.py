@@ -12,11 +12,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer
-
 from dagmonitor import topics
 from dagmonitor.codec import Codec, default_codec
-from dagmonitor.deadletter import DeadLetters, Reason
+from dagmonitor.deadletter import Reason
 from dagmonitor.processor import Batch, Record, StreamProcessor, Table, record_headers
 from dagmonitor.service import run_service
 from dagmonitor.streaming import RecordRejected
@@ -52,7 +50,7 @@ class Ingest:
         self.processor = StreamProcessor(
             settings,
             service=SERVICE,
-            dead_letters_for=self._dead_letters,
+            codec=self.codec,
             internal_topics=topics.internal(SERVICE),
         )
         self.tables: dict[str, Table] = {}
@@ -64,11 +62,6 @@ class Ingest:
             self.processor.route(
                 settings.topic(kind.source), kind.source, self._handler(kind, table), [table]
             )
-
-    def _dead_letters(self, producer: AIOKafkaProducer) -> DeadLetters:
-        return DeadLetters(
-            producer, service=SERVICE, topic_prefix=self.settings.topic_prefix, codec=self.codec
-        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start, work until ``stop`` is set, stop (the ``body`` of ``run_service``)."""
