@@ -115,6 +115,7 @@ class Distributor:
             asyncio.create_task(self.consumer.run(stop), name="consumer"),
             asyncio.create_task(self.scheduler.run_daily(stop), name="scheduler"),
             asyncio.create_task(self.scheduler.run_notices(stop), name="notices"),
+            asyncio.create_task(self.scheduler.run_supplements(stop), name="supplements"),
             asyncio.create_task(self.sender.run(stop), name="sender"),
             asyncio.create_task(self.relay.run(stop), name="relay"),
         ]

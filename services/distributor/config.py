@@ -80,6 +80,19 @@ class DistributorSettings(DagmonitorSettings):
         "was registered before it was due; then it goes out marked provisional.",
     )
 
+    supplement_interval_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="At most one supplement (Aanvulling Dagmonitor) per reported day in this "
+        "interval, counted from the day's report or its previous supplement.",
+    )
+    supplement_horizon_days: int = Field(
+        default=7,
+        ge=1,
+        le=31,
+        description="How many days back a day's changes still go out as a supplement.",
+    )
+
     covenant_end_date: date | None = Field(
         default=None, description="Last local day on which data may be provided."
     )

@@ -12,14 +12,19 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from dagmonitor.telemetry import get_logger
 from services.distributor.config import DistributorSettings
 from services.distributor.entitlements import Category, Recipient, entitled_recipients
-from services.distributor.metrics import RENDER_SECONDS, REPORTS_PROVISIONAL, UNDELIVERABLE
+from services.distributor.metrics import (
+    RENDER_SECONDS,
+    REPORTS_PROVISIONAL,
+    SUPPLEMENT_ENTRIES,
+    UNDELIVERABLE,
+)
 from services.distributor.outbox import OutboxMessage, address
 from services.distributor.rendering import (
     Kind,
@@ -28,6 +33,7 @@ from services.distributor.rendering import (
     render_daily,
     render_hotspots,
     render_notices,
+    render_supplement,
 )
 from services.distributor.reports import (
     Entry,
@@ -39,7 +45,8 @@ from services.distributor.reports import (
 )
 from services.distributor.schedule import Period, day_bounds, hotspot_period, local_date
 from services.distributor.sender import Checkpoint, Clock, no_checkpoint, utc_now
-from services.distributor.store import Store
+from services.distributor.store import Store, TellDay
+from services.distributor.supplement import Change, DayChanges, day_changes
 
 NO_ENTITLED_RECIPIENT = "no_entitled_recipient"
 
@@ -142,16 +149,20 @@ class Dispatcher:
         messages: list[OutboxMessage],
         *,
         batch: tuple[str, Sequence[RecordRef]] | None = None,
+        tell: TellDay | None = None,
     ) -> int:
         self._checkpoint("rendered")
-        stored = await self._store.store_messages(messages, batch=batch)
+        stored = await self._store.store_messages(messages, batch=batch, tell=tell)
         self._checkpoint("stored")
         if stored:
             self._on_stored()
         return stored
 
-    async def ensure_daily(self, day: date, gate: Gate = None) -> Outcome:
-        """The daily Dagmonitor of local ``day`` for every entitled recipient lacking it.
+    async def ensure_daily(
+        self, day: date, gate: Gate = None, *, only: Sequence[str] | None = None
+    ) -> Outcome:
+        """The daily Dagmonitor of local ``day`` for every entitled recipient lacking it
+        (of the addresses ``only``, when given).
 
         ``gate``, when given, is awaited once there is something to make: it waits for the
         pipeline to catch up and says whether it did (if not, the report is provisional).
@@ -159,13 +170,16 @@ class Dispatcher:
         category = Category.DAGMONITOR_DAILY
         period = day.isoformat()
         recipients = self._recipients(category)
+        if only is not None:
+            recipients = [r for r in recipients if r.address in only]
         todo = await self._missing(Kind.DAILY, period, recipients)
         if not todo:
             return Outcome(Kind.DAILY, period, category, len(recipients), 0)
         provisional = not await _passed(gate, Kind.DAILY)
-        entries = await self._store.entries_between(*day_bounds(day, self._settings.tz))
+        versioned = await self._store.versioned_entries_between(*day_bounds(day, self._settings.tz))
+        entries = [entry for entry, _ in versioned]
         messages = await asyncio.to_thread(self._render_daily, day, entries, todo, provisional)
-        stored = await self._store_rendered(messages)
+        stored = await self._store_rendered(messages, tell=TellDay(day, told=versioned))
         _log.info(
             "report_stored", kind=Kind.DAILY, period=period, recipients=stored, records=len(entries)
         )
@@ -179,6 +193,87 @@ class Dispatcher:
         messages = self._address_all(rendered, todo)
         RENDER_SECONDS.labels(Kind.DAILY).observe(time.perf_counter() - started)
         return messages
+
+    async def ensure_supplements(self) -> list[Outcome]:
+        """Supplements of recently reported days, and daily reports to make again.
+
+        Each recipient of a day's report gets a supplement when the day's entries differ from
+        what their sent mails told them, at most one per ``supplement_interval_seconds``
+        (counted from the report or the previous supplement) and never while a mail of that
+        day is still unsent to them. Days older than ``supplement_horizon_days`` get none, and
+        what was told about them is forgotten. A daily report whose unsent mail a tombstone
+        purged is made again first, without the withdrawn entry.
+        """
+        settings = self._settings
+        today = local_date(self._clock(), settings.tz)
+        since = today - timedelta(days=settings.supplement_horizon_days)
+        await self._store.forget_told_before(since)
+        outcomes = []
+        for day, addresses in (await self._store.remakes()).items():
+            outcomes.append(await self.ensure_daily(day, only=addresses))
+            await self._store.remade(day, addresses)
+        entitled = {r.address: r for r in self._recipients(Category.DAGMONITOR_DAILY)}
+        for day in await self._store.reported_days(since):
+            due = await self._store.supplement_due(day, settings.supplement_interval_seconds)
+            due = {a: n for a, n in due.items() if a in entitled}
+            if not due:
+                continue
+            current, told = await self._store.day_state(
+                day, *day_bounds(day, settings.tz), list(due)
+            )
+            for address_, number in sorted(due.items()):
+                changes = day_changes(current, told[address_])
+                if changes:
+                    outcome = await self._store_supplement(
+                        day, number, changes, current, entitled[address_]
+                    )
+                    outcomes.append(outcome)
+                elif changes.versions:
+                    await self._store.record_versions(day, address_, changes.versions)
+        return outcomes
+
+    async def _store_supplement(
+        self,
+        day: date,
+        number: int,
+        changes: DayChanges,
+        current: Mapping[str, tuple[Entry, int]],
+        recipient: Recipient,
+    ) -> Outcome:
+        def render() -> list[OutboxMessage]:
+            started = time.perf_counter()
+            rendered = render_supplement(day, number, changes, self._settings.tz)
+            messages = self._address_all(rendered, [recipient])
+            RENDER_SECONDS.labels(Kind.SUPPLEMENT).observe(time.perf_counter() - started)
+            return messages
+
+        messages = await asyncio.to_thread(render)
+        told = [current[registration] for registration, _ in changes.versions]
+        gone = [e.registration_number for e in changes.withdrawn]
+        stored = await self._store_rendered(messages, tell=TellDay(day, told=told, gone=gone))
+        if stored:
+            for change, entries in (
+                (Change.NEW, changes.new),
+                (Change.CHANGED, changes.changed),
+                (Change.WITHDRAWN, changes.withdrawn),
+            ):
+                SUPPLEMENT_ENTRIES.labels(change.value).inc(len(entries))
+            _log.info(
+                "supplement_stored",
+                period=messages[0].period,
+                role=recipient.role.value,
+                new=len(changes.new),
+                changed=len(changes.changed),
+                withdrawn=len(changes.withdrawn),
+            )
+        return Outcome(
+            Kind.SUPPLEMENT,
+            messages[0].period,
+            Category.DAGMONITOR_DAILY,
+            1,
+            stored,
+            len(changes.new) + len(changes.changed),
+        )
 
     async def ensure_hotspots(self, last_day: date, gate: Gate = None) -> Outcome:
         """The cumulative Dagmonitor of the 14 local days ending with ``last_day``."""

@@ -80,3 +80,12 @@ REPORTS_PROVISIONAL = Counter(
 )
 for _kind in ("daily", "hotspots"):
     REPORTS_PROVISIONAL.labels(_kind)  # a series at 0 from the start, so the alert evaluates
+
+SUPPLEMENT_ENTRIES = Counter(
+    "dagmonitor_report_supplement_entries_total",
+    "Entries sent in a daily report's supplement (Aanvulling), by change: new, changed, "
+    "withdrawn. A steady rate says reports often go out before their day is complete.",
+    ["change"],
+)
+for _change in ("nieuw", "gewijzigd", "vervallen"):
+    SUPPLEMENT_ENTRIES.labels(_change)

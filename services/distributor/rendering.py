@@ -26,6 +26,7 @@ from services.distributor.reports import (
     rank_hotspots,
 )
 from services.distributor.schedule import Period
+from services.distributor.supplement import DayChanges
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -36,6 +37,7 @@ class Kind:
     DAILY = "daily"
     HOTSPOTS = "hotspots"
     NOTICE = "notice"
+    SUPPLEMENT = "supplement"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,48 @@ def render_daily(
         html=_render("daily.html.j2", **context),
         attachments=attachments,
         records=tuple(RecordRef("dagmonitor.entries", e.registration_number) for e in entries),
+    )
+
+
+def supplement_period(day: date, number: int) -> str:
+    """A supplement's period: ``2026-11-30.aanvulling-1`` (the day first, for lookups)."""
+    return f"{day.isoformat()}.aanvulling-{number}"
+
+
+def render_supplement(day: date, number: int, changes: DayChanges, tz: ZoneInfo) -> Rendered:
+    """``Aanvulling Dagmonitor``: what is new, changed or withdrawn for a day already reported.
+
+    New and changed entries are shown as in the daily mail; a withdrawn one as the recipients
+    received it, so they can find and delete it. It provides the new and changed entries.
+    """
+    shown = [*changes.new, *changes.changed]
+    label = _day_label(day)
+    period = supplement_period(day, number)
+    subject = f"Aanvulling Dagmonitor {label}" + (f" ({number})" if number > 1 else "")
+    context = {
+        "subject": subject,
+        "day_label": label,
+        "new": group_daily(changes.new, tz),
+        "changed": group_daily(changes.changed, tz),
+        "withdrawn": group_daily(changes.withdrawn, tz),
+        "counts": {
+            "new": len(changes.new),
+            "changed": len(changes.changed),
+            "withdrawn": len(changes.withdrawn),
+        },
+        "purpose": purpose_of(Category.DAGMONITOR_DAILY),
+        "period": period,
+    }
+    csv = daily_csv([*shown, *changes.withdrawn], tz, changes.by_registration())
+    return Rendered(
+        kind=Kind.SUPPLEMENT,
+        category=Category.DAGMONITOR_DAILY,
+        period=period,
+        subject=subject,
+        text=_render("supplement.txt.j2", **context),
+        html=_render("supplement.html.j2", **context),
+        attachments=(Part("text", "csv", csv, filename=f"aanvulling-{period}.csv"),),
+        records=tuple(RecordRef("dagmonitor.entries", e.registration_number) for e in shown),
     )
 
 

@@ -174,16 +174,23 @@ CSV_COLUMNS = (
 )
 
 
+SUPPLEMENT_CSV_COLUMN = "wijziging"
+
+
 def _cell(value: object) -> str:
     text = "" if value is None else str(value)
     # A cell a spreadsheet would run as a formula is quoted as text (CSV injection).
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def daily_csv(entries: Iterable[Entry], tz: ZoneInfo) -> bytes:
+def daily_csv(
+    entries: Iterable[Entry], tz: ZoneInfo, changes: Mapping[str, str] | None = None
+) -> bytes:
     """The CSV attachment: one row per incident, in the mail's order, ``;``-separated, UTF-8.
 
-    Starts with a byte-order mark so spreadsheet programs read the accents right.
+    Starts with a byte-order mark so spreadsheet programs read the accents right. With
+    ``changes`` (registration number -> ``nieuw``/``gewijzigd``/``vervallen``, a supplement's
+    CSV) a first column ``wijziging`` says what changed.
     """
     ordered = sorted(
         entries,
@@ -198,12 +205,14 @@ def daily_csv(entries: Iterable[Entry], tz: ZoneInfo) -> bytes:
     )
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow((SUPPLEMENT_CSV_COLUMN, *CSV_COLUMNS) if changes is not None else CSV_COLUMNS)
     for e in ordered:
+        change = () if changes is None else (changes[e.registration_number],)
         writer.writerow(
             [
                 _cell(v)
                 for v in (
+                    *change,
                     _local(e.reported_at, tz, "%Y-%m-%d"),
                     _local(e.reported_at, tz, "%H:%M"),
                     e.district_code,

@@ -95,6 +95,17 @@ class Scheduler:
             if not stop.is_set():
                 await self._run_reports_retrying(run_at, stop)
 
+    async def run_supplements(self, stop: asyncio.Event) -> None:
+        """Supplements of reported days, checked every minute (or the interval, if shorter);
+        the dispatcher keeps each day to one per interval."""
+        poll = min(self._settings.supplement_interval_seconds, self._slice)
+        while not stop.is_set():
+            try:
+                await self._dispatcher.ensure_supplements()
+            except TRANSIENT_ERRORS as exc:
+                _log.warning("supplement_run_failed", error=type(exc).__name__)
+            await _sleep(stop, poll)
+
     async def run_notices(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:

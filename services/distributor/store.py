@@ -18,6 +18,7 @@ import asyncpg
 from services.distributor.outbox import OutboxMessage, State
 from services.distributor.rendering import RecordRef
 from services.distributor.reports import Entry, PostcodeCount
+from services.distributor.supplement import Told, entry_document, entry_from_document
 
 _ENTRY_COLUMNS = (
     "registration_number",
@@ -50,6 +51,19 @@ def _json_default(value: object) -> str:
 def to_json(value: Mapping[str, Any]) -> str:
     """A decoded record as JSON text (timestamps and dates in ISO 8601)."""
     return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
+
+
+@dataclass(frozen=True, slots=True)
+class TellDay:
+    """What a daily report or supplement tells its recipients about one day, once sent.
+
+    ``told``: (entry, version) they then know; ``gone``: registration numbers of entries
+    whose withdrawal it announces.
+    """
+
+    day: date
+    told: Sequence[tuple[Entry, int]] = ()
+    gone: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +169,10 @@ class Store:
     async def delete_record(self, topic: str, key: str) -> tuple[int, int]:
         """A tombstone: delete the record and every unsent mail that carries it.
 
-        Returns (records deleted, unsent messages deleted). Mails already sent hold no body
-        any more; their register rows (keys only) stay.
+        A purged daily report is noted in ``report_remakes``, to be made again without the
+        record for the recipients it was for. Returns (records deleted, unsent messages
+        deleted). Mails already sent hold no body any more; their register rows (keys only)
+        stay.
         """
         async with self.pool.acquire() as conn, conn.transaction():
             if topic == "dagmonitor.entries":
@@ -167,25 +183,162 @@ class Store:
                 status = await conn.execute(
                     "DELETE FROM notices WHERE topic = $1 AND key = $2", topic, key
                 )
-            purged = await conn.execute(
+            purged = await conn.fetch(
                 "DELETE FROM outbox WHERE state <> 'sent' AND message_id IN "
-                "(SELECT message_id FROM outbox_records WHERE topic = $1 AND key = $2)",
+                "(SELECT message_id FROM outbox_records WHERE topic = $1 AND key = $2) "
+                "RETURNING kind, period, recipient_address",
                 topic,
                 key,
             )
-        return int(status.split()[-1]), int(purged.split()[-1])
+            await conn.executemany(
+                "INSERT INTO report_remakes (period, recipient_address) VALUES ($1, $2) "
+                "ON CONFLICT DO NOTHING",
+                [(r["period"], r["recipient_address"]) for r in purged if r["kind"] == "daily"],
+            )
+        return int(status.split()[-1]), len(purged)
 
     # -- report input ----------------------------------------------------------------------
 
     async def entries_between(self, start: datetime, end: datetime) -> list[Entry]:
         """Entries reported in ``[start, end)``."""
-        rows = await self.pool.fetch(
-            f"SELECT {', '.join(c for c in _ENTRY_COLUMNS if c != 'version')} FROM entries "
+        return [entry for entry, _ in await self.versioned_entries_between(start, end)]
+
+    async def versioned_entries_between(
+        self, start: datetime, end: datetime, *, conn: asyncpg.Connection | None = None
+    ) -> list[tuple[Entry, int]]:
+        """Entries reported in ``[start, end)`` with their versions."""
+        rows = await (conn or self.pool).fetch(
+            f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM entries "
             "WHERE reported_at >= $1 AND reported_at < $2 ORDER BY reported_at",
             start,
             end,
         )
-        return [Entry.from_mapping(row) for row in rows]
+        return [(Entry.from_mapping(row), row["version"]) for row in rows]
+
+    # -- supplements -----------------------------------------------------------------------
+
+    async def reported_days(self, since: date) -> list[date]:
+        """Days from ``since`` on whose daily report has been stored (for some recipient)."""
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT period FROM outbox WHERE kind = 'daily' AND period >= $1 "
+            "ORDER BY period",
+            since.isoformat(),
+        )
+        return [date.fromisoformat(r["period"]) for r in rows]
+
+    async def supplement_due(self, day: date, interval_s: float) -> dict[str, int]:
+        """Recipients due a supplement of ``day``, with its number.
+
+        Due: the recipient has the day's report, nothing of the day is unsent to them, and
+        ``interval_s`` has passed since their report or last supplement of the day was made.
+        """
+        rows = await self.pool.fetch(
+            "SELECT recipient_address, "
+            "count(*) FILTER (WHERE kind = 'supplement') AS supplements FROM outbox "
+            "WHERE (kind = 'daily' AND period = $1) "
+            "OR (kind = 'supplement' AND split_part(period, '.', 1) = $1) "
+            "GROUP BY recipient_address "
+            "HAVING bool_or(kind = 'daily') AND bool_and(state = 'sent') "
+            "AND now() >= max(created_at) + make_interval(secs => $2)",
+            day.isoformat(),
+            interval_s,
+        )
+        return {r["recipient_address"]: int(r["supplements"]) + 1 for r in rows}
+
+    async def day_state(
+        self, day: date, start: datetime, end: datetime, addresses: Sequence[str]
+    ) -> tuple[dict[str, tuple[Entry, int]], dict[str, dict[str, Told]]]:
+        """The day's entries now, and what each of ``addresses`` was told, in one snapshot."""
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            current = await self.versioned_entries_between(start, end, conn=conn)
+            rows = await conn.fetch(
+                "SELECT recipient_address, registration_number, version, shown "
+                "FROM daily_provided WHERE day = $1 AND recipient_address = ANY($2::text[])",
+                day,
+                list(addresses),
+            )
+        told: dict[str, dict[str, Told]] = {a: {} for a in addresses}
+        for r in rows:
+            told[r["recipient_address"]][r["registration_number"]] = Told(
+                r["version"], entry_from_document(json.loads(r["shown"]))
+            )
+        return {e.registration_number: (e, v) for e, v in current}, told
+
+    async def record_versions(
+        self, day: date, address: str, versions: Sequence[tuple[str, int]]
+    ) -> None:
+        """Newer versions that show nothing new: recorded as told, without a mail."""
+        await self.pool.execute(
+            "UPDATE daily_provided p SET version = t.v FROM unnest($3::text[], $4::int[]) "
+            "AS t(r, v) WHERE p.day = $1 AND p.recipient_address = $2 "
+            "AND p.registration_number = t.r",
+            day,
+            address,
+            [r for r, _ in versions],
+            [v for _, v in versions],
+        )
+
+    async def forget_told_before(self, day: date) -> int:
+        """Drop what was told about days before ``day`` (past the supplement horizon)."""
+        status = await self.pool.execute("DELETE FROM daily_provided WHERE day < $1", day)
+        await self.pool.execute("DELETE FROM report_remakes WHERE period < $1", day.isoformat())
+        return int(status.split()[-1])
+
+    async def remakes(self) -> dict[date, list[str]]:
+        """Daily reports to make again (their unsent mail was purged by a tombstone)."""
+        rows = await self.pool.fetch(
+            "SELECT period, recipient_address FROM report_remakes ORDER BY period"
+        )
+        todo: dict[date, list[str]] = {}
+        for r in rows:
+            todo.setdefault(date.fromisoformat(r["period"]), []).append(r["recipient_address"])
+        return todo
+
+    async def remade(self, day: date, addresses: Sequence[str]) -> None:
+        await self.pool.execute(
+            "DELETE FROM report_remakes WHERE period = $1 AND recipient_address = ANY($2)",
+            day.isoformat(),
+            list(addresses),
+        )
+
+    @staticmethod
+    async def _store_tells(
+        conn: asyncpg.Connection, messages: Sequence[OutboxMessage], tell: TellDay
+    ) -> None:
+        rows: list[tuple[str, int | None, str | None]] = [
+            (e.registration_number, v, to_json(entry_document(e))) for e, v in tell.told
+        ]
+        rows += [(r, None, None) for r in tell.gone]
+        for m in messages:
+            await conn.executemany(
+                "INSERT INTO outbox_tells (message_id, day, registration_number, version, "
+                "shown) VALUES ($1, $2, $3, $4, $5::jsonb)",
+                [(m.message_id, tell.day, *row) for row in rows],
+            )
+
+    @staticmethod
+    async def _apply_tells(conn: asyncpg.Connection, claimed: Claimed) -> None:
+        """What a sent mail told its recipient becomes what they were told."""
+        await conn.execute(
+            "INSERT INTO daily_provided (day, recipient_address, registration_number, version, "
+            "shown) SELECT day, $2, registration_number, version, shown FROM outbox_tells "
+            "WHERE message_id = $1 AND version IS NOT NULL "
+            "ON CONFLICT (day, recipient_address, registration_number) DO UPDATE "
+            "SET version = EXCLUDED.version, shown = EXCLUDED.shown",
+            claimed.message_id,
+            claimed.recipient_address,
+        )
+        await conn.execute(
+            "DELETE FROM daily_provided p USING outbox_tells t WHERE t.message_id = $1 "
+            "AND t.version IS NULL AND p.day = t.day AND p.recipient_address = $2 "
+            "AND p.registration_number = t.registration_number",
+            claimed.message_id,
+            claimed.recipient_address,
+        )
+        await conn.execute("DELETE FROM outbox_tells WHERE message_id = $1", claimed.message_id)
 
     async def postcode_counts(self, start: datetime, end: datetime) -> list[PostcodeCount]:
         """Entries reported in ``[start, end)``, counted per district and postcode."""
@@ -219,11 +372,14 @@ class Store:
         messages: Sequence[OutboxMessage],
         *,
         batch: tuple[str, Sequence[RecordRef]] | None = None,
+        tell: TellDay | None = None,
     ) -> int:
         """Store messages (a message already stored is left as it is); returns how many new.
 
         With ``batch`` (batch id, notice records), the notices are marked as batched in the
-        same transaction, so a notice is in exactly one batch or in none.
+        same transaction, so a notice is in exactly one batch or in none. With ``tell``, what
+        a daily report or supplement tells is stored with each new message, to count as told
+        when the message is marked sent.
         """
         async with self.pool.acquire() as conn, conn.transaction():
             inserted = []
@@ -253,6 +409,8 @@ class Store:
                         columns=("message_id", "topic", "key"),
                         schema_name=await self._schema(conn),
                     )
+            if tell is not None and inserted:
+                await self._store_tells(conn, inserted, tell)
             if batch is not None:
                 batch_id, refs = batch
                 await conn.execute(
@@ -364,6 +522,7 @@ class Store:
                 claimed.message_id,
                 sent_at,
             )
+            await Store._apply_tells(conn, claimed)
             await conn.execute(
                 "INSERT INTO provisions (provision_id, message_id, category, recipient_role, "
                 "recipient_address, record_keys, sent_at, legal_basis, purpose) "

@@ -1,6 +1,7 @@
 """A scheduled report waits for the pipeline to catch up with what was registered before it
 was due (ADR 0010): with a late pipeline that catches up within the wait, the report is
-complete; with one that does not, it goes out provisional and says so."""
+complete; with one that does not, it goes out provisional and says so, and what arrives later
+follows as a supplement (ADR 0011)."""
 
 from __future__ import annotations
 
@@ -58,11 +59,12 @@ def settings_tz() -> Any:
     return ZoneInfo("Europe/Amsterdam")
 
 
-async def _daily_mails(settings: Any, period: str) -> list[tuple[str, int]]:
+async def _daily_mails(settings: Any, kind: str, period: str) -> list[tuple[str, int]]:
     conn = await connect(settings)
     try:
         rows = await conn.fetch(
-            "SELECT subject, record_count FROM outbox WHERE kind = 'daily' AND period = $1",
+            "SELECT subject, record_count FROM outbox WHERE kind = $1 AND period = $2",
+            kind,
             period,
         )
     finally:
@@ -76,7 +78,9 @@ async def test_a_report_waits_for_a_late_pipeline_or_goes_out_provisional(
 ) -> None:
     prefix = fresh_settings.topic_prefix
     settings = make_settings(
-        topic_prefix=prefix, report_complete_wait_seconds=60.0 if catches_up else 3.0
+        topic_prefix=prefix,
+        report_complete_wait_seconds=60.0 if catches_up else 3.0,
+        supplement_interval_seconds=1.0,
     )
     await _publish_day(fresh_settings, datetime.now(UTC), 4)
     await asyncio.sleep(0.1)
@@ -97,8 +101,17 @@ async def test_a_report_waits_for_a_late_pipeline_or_goes_out_provisional(
                     await asyncio.wait_for(report, timeout=60)
             else:
                 await asyncio.wait_for(report, timeout=30)
-        day = daily_report_day(due, settings.tz).isoformat()
-        mails = await _daily_mails(settings, day)
+            day = daily_report_day(due, settings.tz)
+            mails = await _daily_mails(settings, "daily", day.isoformat())
+            assert distributor.sender is not None and distributor.dispatcher is not None
+            await distributor.sender.send_due()
+            if not catches_up:
+                # The pipeline catches up after the provisional report: a supplement follows.
+                async with _running(ingest, classifier):
+                    await _wait_for_entries(settings, 4)
+                supplements = await _wait_for_supplements(distributor.dispatcher)
+                await distributor.sender.send_due()
+            extra = await _daily_mails(settings, "supplement", f"{day.isoformat()}.aanvulling-1")
     finally:
         await distributor.close()
     assert len(mails) == 3  # one per entitled role
@@ -109,6 +122,34 @@ async def test_a_report_waits_for_a_late_pipeline_or_goes_out_provisional(
         else:
             assert subject.startswith("Voorlopig: Dagmonitor"), subject
             assert records == 0
+    if catches_up:
+        assert extra == []
+    else:
+        assert [(o.stored, o.records) for o in supplements] == [(1, 4)] * 3
+        label = day.strftime("%d-%m-%Y")
+        assert extra == [(f"Aanvulling Dagmonitor {label}", 4)] * 3
+
+
+async def _wait_for_entries(settings: Any, count: int) -> None:
+    conn = await connect(settings)
+    try:
+        for _ in range(240):
+            if await conn.fetchval("SELECT count(*) FROM entries") >= count:
+                return
+            await asyncio.sleep(0.25)
+    finally:
+        await conn.close()
+    raise AssertionError(f"fewer than {count} entries reached the distributor in 60 s")
+
+
+async def _wait_for_supplements(dispatcher: Any) -> list[Any]:
+    """The supplements of the first run that has any (its interval may not have passed)."""
+    for _ in range(20):
+        outcomes = await dispatcher.ensure_supplements()
+        if outcomes:
+            return list(outcomes)
+        await asyncio.sleep(0.5)
+    raise AssertionError("no supplement in 10 s")
 
 
 async def test_completeness_follows_the_committed_offsets_stage_by_stage(
