@@ -23,10 +23,10 @@ from datetime import UTC, date, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from dagmonitor.codec import INCIDENT_EVENT, default_codec
-from dagmonitor.generate import Generator
 from dagmonitor.jsonio import record_from_json
 from dagmonitor.topic_admin import apply_topics
 from dagmonitor.topics import TopicSpec, get
+from dagmonitor_cli.generate import Generator
 from services.classifier.annex import load_annex
 from services.classifier.app import Classifier
 from services.classifier.config import ClassifierSettings

@@ -8,7 +8,7 @@ Three stages, each measured the same two ways on the same generated incidents:
               ingest.incidents to dagmonitor.entries;
 - pipeline:   ingest and classifier as separate processes, bvh.incidents to dagmonitor.entries;
 - mail:       the distributor's daily Dagmonitor for the same number of entries (render, store,
-              send to three recipients over SMTP), from ``services.distributor.bench``.
+              send to three recipients over SMTP), from ``bench.report_mail``.
 
 Throughput: N records already on the input topic, time until the stage has handled them all.
 Latency: records offered at a fixed rate; for each output, arrival time minus send time;
@@ -35,13 +35,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.classifier import bench_classifier, bench_relay
 from dagmonitor.codec import INCIDENT_EVENT, default_codec
-from dagmonitor.generate import Generator
 from dagmonitor.jsonio import record_from_json
-from dagmonitor.platform.process import free_port
-from dagmonitor.platform.services import ready
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.topic_admin import apply_topics
 from dagmonitor.topics import TopicSpec, get
+from dagmonitor_cli.generate import Generator
+from dagmonitor_cli.platform.process import free_port
+from dagmonitor_cli.platform.services import ready
 from services.classifier.app import Classifier
 from services.classifier.config import ClassifierSettings
 
@@ -291,7 +291,7 @@ async def main() -> None:
         )
 
     mail = subprocess.run(
-        [sys.executable, "-m", "services.distributor.bench", "--entries", str(len(burst))],
+        [sys.executable, "-m", "bench.report_mail", "--entries", str(len(burst))],
         capture_output=True,
         text=True,
         check=False,

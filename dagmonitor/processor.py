@@ -46,8 +46,9 @@ from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 
 from dagmonitor.codec import Codec, default_codec
-from dagmonitor.deadletter import DeadLetters, Reason, Source, reason_for
+from dagmonitor.deadletter import DeadLetters, Source
 from dagmonitor.errors import CodecError
+from dagmonitor.rejection import Reason, reason_for
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.streaming import CONSUMER_LAG, TRANSIENT_ERRORS, RecordRejected
 from dagmonitor.telemetry import PROCESSING_SECONDS, RECORDS_IN, extract_trace_context, get_logger

@@ -28,8 +28,9 @@ from prometheus_client import Gauge
 
 from dagmonitor import topics
 from dagmonitor.codec import Codec, default_codec
-from dagmonitor.deadletter import DeadLetters, Reason, Source, reason_for
+from dagmonitor.deadletter import DeadLetters, Source
 from dagmonitor.errors import CodecError, DagmonitorError
+from dagmonitor.rejection import Reason, reason_for
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.telemetry import (
     PROCESSING_SECONDS,

@@ -24,7 +24,7 @@ def stack() -> Iterator[DagmonitorSettings]:
     """
     import asyncio
 
-    from dagmonitor.platform.stack import LocalStack
+    from dagmonitor_cli.platform.stack import LocalStack
 
     LocalStack().up(echo=lambda _line: None)
     settings = DagmonitorSettings.load()

@@ -21,12 +21,12 @@ from typing import Any
 
 import asyncpg
 
-from dagmonitor.generate import Generator
-from dagmonitor.platform.process import free_port
-from dagmonitor.platform.services import available
-from dagmonitor.platform.smtp_sink import sink_ready
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.topic_admin import apply_topics
+from dagmonitor_cli.generate import Generator
+from dagmonitor_cli.platform.process import free_port
+from dagmonitor_cli.platform.services import available
+from dagmonitor_cli.platform.smtp_sink import sink_ready
 from services.ingest.cli import publish_file
 from tests.processes import ServiceProcess
 
@@ -105,7 +105,7 @@ class Pipeline:
             [
                 sys.executable,
                 "-m",
-                "dagmonitor.platform.smtp_sink",
+                "dagmonitor_cli.platform.smtp_sink",
                 "--dir",
                 str(self.mail_dir),
                 "--port",

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from dagmonitor.platform.process import free_port
+from dagmonitor_cli.platform.process import free_port
 
 
 class ServiceProcess:

@@ -9,6 +9,7 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from dagmonitor.clock import Clock, utc_now
 from dagmonitor.db import create_pool, migrate
 from dagmonitor.deadletter import DeadLetters
 from dagmonitor.service import lifecycle_body, run_service
@@ -19,7 +20,7 @@ from services.approval.auth import TokenVerifier
 from services.approval.config import ApprovalSettings
 from services.approval.outbox import OutboxRelay
 from services.approval.store import Store
-from services.approval.workflow import Clock, Workflow, utc_now
+from services.approval.workflow import Workflow
 
 SERVICE = "approval"
 REQUESTS_TOPIC = "approval.requests"

@@ -12,12 +12,13 @@ the outbox relay publishes them afterwards (docs/adr/0004-approval-outbox.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from dagmonitor import topics
+from dagmonitor.clock import Clock, utc_now
 from dagmonitor.codec import APPROVAL_REQUEST, Codec, default_codec
-from dagmonitor.deadletter import Reason
+from dagmonitor.rejection import Reason
 from dagmonitor.streaming import Incoming, RecordRejected
 from dagmonitor.telemetry import get_logger
 from services.approval import domain, metrics
@@ -39,14 +40,9 @@ from services.approval.errors import (
 )
 from services.approval.store import OutboxEntry, Store, StoredRequest, Transaction
 
-Clock = Callable[[], datetime]
 _log = get_logger(__name__)
 
 ERASURE_REASON = "tombstone on approval.requests"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Workflow:

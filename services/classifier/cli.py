@@ -23,10 +23,10 @@ from dagmonitor.jsonio import (
     record_from_json,
     to_json,
 )
+from dagmonitor.validation import InvalidRecord, validate_incident, validate_notice
 from services.classifier.annex import load_annex
 from services.classifier.config import ClassifierSettings
 from services.classifier.policy import Decision, PolicyConfig, classify_incident, classify_notice
-from services.ingest.validation import InvalidRecord, validate_incident, validate_notice
 
 
 def classify_line(line: str, policy: PolicyConfig, now: datetime) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from dagmonitor.clock import Checkpoint, Clock, no_checkpoint, utc_now
 from dagmonitor.db import create_pool, migrate
 from dagmonitor.deadletter import DeadLetters
 from dagmonitor.service import run_service
@@ -24,7 +25,7 @@ from services.distributor.dispatch import Dispatcher
 from services.distributor.intake import TOPICS, Intake
 from services.distributor.relay import ProvisionRelay
 from services.distributor.scheduler import Scheduler
-from services.distributor.sender import Checkpoint, Clock, OutboxSender, no_checkpoint, utc_now
+from services.distributor.sender import OutboxSender
 from services.distributor.store import Store
 
 SERVICE = "distributor"

@@ -20,10 +20,9 @@ def report() -> None:
 
 
 def _run(kind: str, day: datetime | None) -> None:
+    from dagmonitor.clock import local_date, utc_now
     from services.distributor.config import DistributorSettings
     from services.distributor.ondemand import report_on_demand
-    from services.distributor.schedule import local_date
-    from services.distributor.sender import utc_now
 
     settings = DistributorSettings.load()
     when: date = day.date() if day else local_date(utc_now(), settings.tz) - timedelta(days=1)

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dagmonitor.clock import Checkpoint, Clock, day_bounds, local_date, no_checkpoint, utc_now
 from dagmonitor.telemetry import get_logger
 from services.distributor.config import DistributorSettings
 from services.distributor.entitlements import Category, Recipient, entitled_recipients
@@ -43,8 +44,7 @@ from services.distributor.reports import (
     vehicle_item,
     victim_item,
 )
-from services.distributor.schedule import Period, day_bounds, hotspot_period, local_date
-from services.distributor.sender import Checkpoint, Clock, no_checkpoint, utc_now
+from services.distributor.schedule import Period, hotspot_period
 from services.distributor.store import Store, TellDay
 from services.distributor.supplement import Change, DayChanges, day_changes
 

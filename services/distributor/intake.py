@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dagmonitor.deadletter import Reason
+from dagmonitor.rejection import Reason
 from dagmonitor.streaming import Incoming, RecordRejected
 from dagmonitor.telemetry import current_traceparent, get_logger
 from services.distributor.entitlements import Category

@@ -12,13 +12,14 @@ import time
 from dataclasses import dataclass
 from datetime import date
 
+from dagmonitor.clock import Checkpoint, Clock, no_checkpoint, utc_now
 from dagmonitor.streaming import Outputs, new_producer
 from services.distributor.app import SERVICE, open_store
 from services.distributor.config import DistributorSettings
 from services.distributor.dispatch import Dispatcher, Outcome
 from services.distributor.relay import ProvisionRelay
 from services.distributor.rendering import Kind
-from services.distributor.sender import Checkpoint, Clock, OutboxSender, no_checkpoint, utc_now
+from services.distributor.sender import OutboxSender
 from services.distributor.store import Store
 
 

@@ -21,11 +21,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from dagmonitor import topics
+from dagmonitor.clock import Checkpoint, no_checkpoint
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.streaming import TRANSIENT_ERRORS, Outputs
 from dagmonitor.telemetry import get_logger
 from services.distributor.metrics import PROVISIONS_PUBLISHED
-from services.distributor.sender import Checkpoint, no_checkpoint
 from services.distributor.store import Store, Unpublished, recent
 
 TOPIC = "distribution.provisions"

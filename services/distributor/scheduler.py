@@ -12,19 +12,13 @@ import asyncio
 import contextlib
 from datetime import datetime
 
+from dagmonitor.clock import Clock, last_daily_run, local_date, next_daily_run, utc_now
 from dagmonitor.streaming import TRANSIENT_ERRORS
 from dagmonitor.telemetry import get_logger
 from services.distributor.completeness import Completeness
 from services.distributor.config import DistributorSettings
 from services.distributor.dispatch import Dispatcher
-from services.distributor.schedule import (
-    daily_report_day,
-    is_hotspot_run_day,
-    last_daily_run,
-    local_date,
-    next_daily_run,
-)
-from services.distributor.sender import Clock, utc_now
+from services.distributor.schedule import daily_report_day, is_hotspot_run_day
 
 _log = get_logger(__name__)
 

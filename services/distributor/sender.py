@@ -22,12 +22,12 @@ import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import asyncpg
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
+from dagmonitor.clock import Checkpoint, Clock, local_date, no_checkpoint, utc_now
 from dagmonitor.telemetry import get_logger, links_to
 from services.distributor.config import DistributorSettings
 from services.distributor.entitlements import LEGAL_BASIS, Category, purpose_of
@@ -43,25 +43,13 @@ from services.distributor.metrics import (
     PROVISIONS_BLOCKED,
 )
 from services.distributor.outbox import retry_delay
-from services.distributor.schedule import covenant_days_remaining, local_date, provision_allowed
+from services.distributor.schedule import covenant_days_remaining, provision_allowed
 from services.distributor.smtp import SmtpSession
 from services.distributor.store import Claimed, Store
-
-Clock = Callable[[], datetime]
-Checkpoint = Callable[[str], None]
-"""Called with a stage name at each step of the pipeline; tests raise there to crash it."""
 
 COVENANT_EXPIRED = "covenant_expired"
 
 _log = get_logger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def no_checkpoint(_stage: str) -> None:
-    """The production checkpoint: nothing happens between the steps."""
 
 
 @dataclass

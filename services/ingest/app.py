@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 from dagmonitor import topics
+from dagmonitor.clock import Clock, utc_now
 from dagmonitor.codec import Codec, default_codec
-from dagmonitor.deadletter import Reason
 from dagmonitor.processor import Batch, Record, StreamProcessor, Table, record_headers
+from dagmonitor.rejection import Reason
 from dagmonitor.service import run_service
 from dagmonitor.streaming import RecordRejected
 from dagmonitor.telemetry import (
@@ -24,18 +24,13 @@ from dagmonitor.telemetry import (
     get_logger,
     inject_trace_headers,
 )
+from dagmonitor.validation import InvalidRecord, Verdict, dedupe
 from services.ingest.config import IngestSettings
 from services.ingest.http import routes
 from services.ingest.pipeline import KINDS, Kind, check
-from services.ingest.validation import InvalidRecord, Verdict, dedupe
 
 SERVICE = "ingest"
-Clock = Callable[[], datetime]
 _log = get_logger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Ingest:

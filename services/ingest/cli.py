@@ -1,11 +1,10 @@
-"""Verbs on the police side: ``dagmonitor generate`` and ``dagmonitor publish``."""
+"""The police side's verb: ``dagmonitor publish`` (``generate`` is in dagmonitor_cli)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,27 +13,10 @@ from rich.progress import Progress
 
 from dagmonitor.codec import default_codec
 from dagmonitor.errors import CodecError
-from dagmonitor.generate import AMSTERDAM, Generator
 from dagmonitor.jsonio import InputError, parse_document, record_from_json
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.telemetry import inject_trace_headers
 from services.ingest.pipeline import INCIDENTS, NOTICES, Kind
-
-
-@click.command()
-@click.option("--count", type=click.IntRange(min=0), default=500, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Default: yesterday.")
-@click.option("--notices", type=click.IntRange(min=0), default=0, help="Person notices too.")
-def generate(count: int, seed: int, day: datetime | None, notices: int) -> None:
-    """Print realistic synthetic incidents (JSON Lines) for the configured municipality."""
-    settings = DagmonitorSettings.load()
-    when: date = day.date() if day else datetime.now(AMSTERDAM).date() - timedelta(days=1)
-    generator = Generator(seed, when, settings.municipality_code)
-    for record in generator.incidents(count):
-        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-    for notice in generator.notices(notices):
-        sys.stdout.write(json.dumps(notice, ensure_ascii=False) + "\n")
 
 
 def encode_line(line: str) -> tuple[Kind, bytes, bytes]:

@@ -16,8 +16,8 @@ from aiohttp import web
 from dagmonitor.errors import CodecError
 from dagmonitor.jsonio import InputError, parse_document, record_from_json
 from dagmonitor.telemetry import RECORDS_IN, get_logger
+from dagmonitor.validation import InvalidRecord
 from services.ingest.pipeline import INCIDENTS, NOTICES, Kind
-from services.ingest.validation import InvalidRecord
 
 if TYPE_CHECKING:
     from services.ingest.app import Ingest

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dagmonitor.codec import INCIDENT_EVENT, PERSON_NOTICE, Codec
-from dagmonitor.deadletter import Reason
-from services.ingest.validation import InvalidRecord, validate_incident, validate_notice
+from dagmonitor.rejection import Reason
+from dagmonitor.validation import InvalidRecord, validate_incident, validate_notice
 
 Validator = Callable[..., None]
 

@@ -17,19 +17,19 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from dagmonitor.clock import Checkpoint, Clock, last_daily_run, no_checkpoint, utc_now
 from dagmonitor.db import create_pool, migrate
 from dagmonitor.deadletter import DeadLetters
 from dagmonitor.service import lifecycle_body, run_service
 from dagmonitor.streaming import TRANSIENT_ERRORS, Incoming, RecordConsumer, new_producer
 from dagmonitor.telemetry import ReadinessCheck, get_logger
-from services.distributor.schedule import last_daily_run
 from services.retention.config import RetentionSettings
 from services.retention.indexer import KEYS_ONLY, Indexer
 from services.retention.metrics import OLDEST_PROVIDED_AGE
 from services.retention.policy import PROVIDED_TOPICS, is_expired
 from services.retention.publisher import Publisher
 from services.retention.store import Store
-from services.retention.sweep import Checkpoint, Clock, Sweeper, no_checkpoint, utc_now
+from services.retention.sweep import Sweeper
 
 SERVICE = "retention"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

@@ -70,10 +70,10 @@ def sweep(dry_run: bool, now_text: str | None) -> None:
 async def _dry_run(settings: RetentionSettings, now: datetime | None, echo: Echo) -> None:
     import asyncpg
 
+    from dagmonitor.clock import utc_now
     from dagmonitor.db import create_pool
     from services.retention import policy
     from services.retention.store import Store, schema_exists
-    from services.retention.sweep import utc_now
 
     now = now or utc_now()
     cutoff = policy.cutoff(now)
@@ -100,9 +100,9 @@ async def _dry_run(settings: RetentionSettings, now: datetime | None, echo: Echo
 
 
 async def _sweep(settings: RetentionSettings, now: datetime | None) -> SweepResult:
+    from dagmonitor.clock import utc_now
     from services.retention.app import RETRYABLE, open_sweeper
     from services.retention.errors import SweepFailed
-    from services.retention.sweep import utc_now
 
     try:
         async with open_sweeper(settings) as sweeper:

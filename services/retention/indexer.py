@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from dagmonitor.codec import Codec, Decoded
-from dagmonitor.deadletter import Reason
+from dagmonitor.rejection import Reason
 from dagmonitor.streaming import Incoming, RecordRejected
 from services.retention import compaction
 from services.retention.metrics import RECORDS_INDEXED, RECORDS_WITHDRAWN

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
+from dagmonitor.clock import Checkpoint, Clock, no_checkpoint, utc_now
 from dagmonitor.telemetry import get_logger
 from services.retention import policy
 from services.retention.metrics import LAST_SWEEP, RECORDS_EXPIRED, SWEEP_SECONDS
@@ -33,20 +34,7 @@ from services.retention.policy import Provided
 from services.retention.publisher import Publisher
 from services.retention.store import Store
 
-Clock = Callable[[], datetime]
-Checkpoint = Callable[[str], None]
-"""Called with a stage name ("published", "committed") after each batch; tests raise in it to
-simulate a crash at that point."""
-
 _log = get_logger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def no_checkpoint(_stage: str) -> None:
-    """The production checkpoint: nothing happens."""
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from opentelemetry import trace
 
 from dagmonitor import deadletter
 from dagmonitor.codec import DEAD_LETTER, default_codec
-from dagmonitor.deadletter import DeadLetters, Reason, Source, reason_for
+from dagmonitor.deadletter import DeadLetters, Source
 from dagmonitor.errors import CodecError
+from dagmonitor.rejection import Reason, reason_for
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.telemetry import DEAD_LETTERS, configure_tracing
 

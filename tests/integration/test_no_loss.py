@@ -30,11 +30,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from dagmonitor.codec import DEAD_LETTER, INCIDENT_EVENT, default_codec
-from dagmonitor.generate import Generator
 from dagmonitor.jsonio import record_from_json
-from dagmonitor.platform import kafka, process
-from dagmonitor.platform.stack import LocalStack
 from dagmonitor.settings import DagmonitorSettings
+from dagmonitor_cli.generate import Generator
+from dagmonitor_cli.platform import kafka, process
+from dagmonitor_cli.platform.stack import LocalStack
 from services.classifier.annex import load_annex
 from services.classifier.policy import ENTRIES, PolicyConfig, classify_incident
 from tests.processes import ServiceProcess

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from dagmonitor.platform import kafka, process
-from dagmonitor.platform.kafka import KafkaLayout
-from dagmonitor.platform.stack import LocalStack
 from dagmonitor.settings import DagmonitorSettings, local_dir
+from dagmonitor_cli.platform import kafka, process
+from dagmonitor_cli.platform.kafka import KafkaLayout
+from dagmonitor_cli.platform.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,7 @@ def test_a_cluster_for_a_clone_the_postgres_user_cannot_enter_lives_outside_it(
 ) -> None:
     """As root with the clone in a 0700 folder, initdb (as ``postgres``) could not read the
     clone: the cluster goes to a folder of its own that the server's user can enter."""
-    from dagmonitor.platform import postgres
+    from dagmonitor_cli.platform import postgres
 
     home = tmp_path / "home"
     home.mkdir(mode=0o700)

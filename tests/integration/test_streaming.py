@@ -9,7 +9,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from dagmonitor.codec import DEAD_LETTER, ESCALATION, default_codec
-from dagmonitor.deadletter import DeadLetters, Reason
+from dagmonitor.deadletter import DeadLetters
+from dagmonitor.rejection import Reason
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.streaming import Incoming, Outputs, RecordConsumer, RecordRejected, new_producer
 from tests.samples import escalation

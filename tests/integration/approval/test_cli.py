@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from dagmonitor.cli import main
+from dagmonitor_cli.cli import main
 from services.approval.domain import Category
 from tests.integration.approval.conftest import Officers, approval_settings, seed
 from tests.integration.approval.threaded import ThreadedService

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from dagmonitor.codec import INCIDENT_EVENT, default_codec
-from dagmonitor.generate import Generator
 from dagmonitor.jsonio import record_from_json
 from dagmonitor.settings import DagmonitorSettings
+from dagmonitor_cli.generate import Generator
 from services.classifier.annex import load_annex
 from services.classifier.policy import PolicyConfig, classify_incident, classify_notice
 from services.ingest.cli import publish_file

@@ -22,8 +22,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from dagmonitor.platform.smtp_sink import MaildirHandler
 from dagmonitor.settings import DagmonitorSettings
+from dagmonitor_cli.platform.smtp_sink import MaildirHandler
 from services.distributor.config import DistributorSettings
 
 SAFETY = "veiligheid@gemeente.test.invalid"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dagmonitor.platform import kafka, postgres, process
-from dagmonitor.platform.stack import LocalStack
 from dagmonitor.settings import DagmonitorSettings
+from dagmonitor_cli.platform import kafka, postgres, process
+from dagmonitor_cli.platform.stack import LocalStack
 from tests.e2e_pipeline import Pipeline
 from tests.integration.e2e.test_end_to_end import _expected_entries
 

@@ -21,9 +21,9 @@ import aiohttp
 import pytest
 
 from dagmonitor.codec import INCIDENT_EVENT, PERSON_NOTICE, default_codec
-from dagmonitor.generate import Generator
 from dagmonitor.jsonio import record_from_json, to_json
 from dagmonitor.settings import DagmonitorSettings
+from dagmonitor_cli.generate import Generator
 from tests.integration.test_no_loss import _caught_up, _read_raw, account
 from tests.kafkautil import produce
 from tests.processes import ServiceProcess

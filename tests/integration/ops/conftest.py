@@ -29,10 +29,10 @@ import pytest
 import yaml
 
 from dagmonitor.codec import INCIDENT_EVENT, default_codec
-from dagmonitor.generate import Generator
 from dagmonitor.jsonio import record_from_json
-from dagmonitor.platform.process import free_port
 from dagmonitor.settings import DagmonitorSettings
+from dagmonitor_cli.generate import Generator
+from dagmonitor_cli.platform.process import free_port
 from services.approval.client import ApprovalClient
 from services.approval.config import ApprovalSettings
 from services.approval.errors import ApiError

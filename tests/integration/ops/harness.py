@@ -25,8 +25,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from dagmonitor.platform.process import free_port
 from dagmonitor.settings import REPO_ROOT
+from dagmonitor_cli.platform.process import free_port
 
 MONITORING = REPO_ROOT / "deploy" / "monitoring"
 RULES = MONITORING / "rules" / "dagmonitor.rules.yml"

@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner, Result
 
-from dagmonitor.cli import cli
 from dagmonitor.settings import DagmonitorSettings
+from dagmonitor_cli.cli import cli
 from services.retention.config import RetentionSettings
 from tests.integration.retention.conftest import (
     index_rows,

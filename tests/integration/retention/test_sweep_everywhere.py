@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from dagmonitor.clock import local_date
 from dagmonitor.codec import RETENTION_EVENT, default_codec
 from dagmonitor.settings import DagmonitorSettings
 from services.approval.app import ApprovalApp
@@ -25,7 +26,6 @@ from services.approval.config import ApprovalSettings
 from services.approval.domain import Category
 from services.distributor.app import Distributor
 from services.distributor.config import DistributorSettings
-from services.distributor.schedule import local_date
 from services.retention.app import RetentionApp
 from services.retention.policy import PROVIDED_TOPICS
 from tests.integration.retention.conftest import (

@@ -9,8 +9,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from dagmonitor.cli import main
 from dagmonitor.errors import ConfigError
+from dagmonitor_cli.cli import main
 from services.approval.auth import TokenVerifier
 from services.approval.config import ApprovalSettings
 from services.approval.tokens import init_dev_key, issue_dev_token

@@ -6,8 +6,8 @@ import json
 
 from click.testing import CliRunner
 
-from dagmonitor.cli import cli
 from dagmonitor.jsonio import to_json
+from dagmonitor_cli.cli import cli
 from tests.samples import incident
 from tests.unit.classifier.test_policy import ANNEX_CODES, OUTSIDE_ANNEX, full_incident
 

@@ -8,16 +8,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dagmonitor.clock import day_bounds, last_daily_run, local_instant, next_daily_run
 from services.distributor.schedule import (
     Period,
     covenant_days_remaining,
     daily_report_day,
-    day_bounds,
     hotspot_period,
     is_hotspot_run_day,
-    last_daily_run,
-    local_instant,
-    next_daily_run,
     provision_allowed,
 )
 

@@ -10,9 +10,9 @@ import yaml
 from dagmonitor import topics
 from dagmonitor.codec import INCIDENT_EVENT, PERSON_NOTICE
 from dagmonitor.deadletter import TOPIC as DEAD_LETTERS
-from dagmonitor.generate import Generator
 from dagmonitor.jsonio import record_from_json
 from dagmonitor.processor import StreamProcessor
+from dagmonitor_cli.generate import Generator
 from deploy.k8s.access import ACCESS, BY_SERVICE
 from deploy.k8s.generate import BASE
 from services.classifier.annex import load_annex

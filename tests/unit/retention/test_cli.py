@@ -8,7 +8,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from dagmonitor.cli import cli
+from dagmonitor_cli.cli import cli
 from services.retention.cli import parse_now
 
 

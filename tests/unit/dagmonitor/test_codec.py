@@ -33,10 +33,9 @@ from dagmonitor.errors import (
     UnknownFingerprintError,
 )
 from dagmonitor.schema_evolution import canonical_form, current_schema_path, fingerprint, release
+from tests.unit.avro_strategies import records
 
-from .avro_strategies import records
-
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
 # A value that must never show up in an error message: a made-up surname.
 SECRET = "Qwertzvogelaar"
 
@@ -506,7 +505,7 @@ def test_default_codec_uses_the_repository_schemas(monkeypatch: pytest.MonkeyPat
     ],
 )
 def test_dead_letter_reasons_say_what_happened(codec: Codec, data: bytes, reason: str) -> None:
-    from dagmonitor.deadletter import reason_for
+    from dagmonitor.rejection import reason_for
 
     with pytest.raises(CodecError) as caught:
         codec.decode(data, expect=INCIDENT_EVENT)
@@ -514,8 +513,8 @@ def test_dead_letter_reasons_say_what_happened(codec: Codec, data: bytes, reason
 
 
 def test_a_record_of_another_type_is_the_wrong_record_type(codec: Codec) -> None:
-    from dagmonitor.deadletter import reason_for
     from dagmonitor.errors import WrongRecordTypeError
+    from dagmonitor.rejection import reason_for
 
     notice = codec.encode(INCIDENT_EVENT, incident())
     with pytest.raises(WrongRecordTypeError) as caught:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagmonitor.errors import PlatformError
-from dagmonitor.platform import process
+from dagmonitor_cli.platform import process
 
 USER = "dagmonitor"
 PASSWORD = "dagmonitor"  # local development cluster only, bound to 127.0.0.1

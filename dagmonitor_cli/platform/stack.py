@@ -22,11 +22,11 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dagmonitor.errors import PlatformError
-from dagmonitor.platform import kafka, postgres, process
-from dagmonitor.platform.services import LocalServices
-from dagmonitor.platform.smtp_sink import sink_ready
 from dagmonitor.settings import local_dir
 from dagmonitor.topics import TOPICS
+from dagmonitor_cli.platform import kafka, postgres, process
+from dagmonitor_cli.platform.services import LocalServices
+from dagmonitor_cli.platform.smtp_sink import sink_ready
 
 Echo = Callable[[str], None]
 
@@ -110,7 +110,7 @@ class LocalStack:
         """Start or reuse Kafka, PostgreSQL and the SMTP sink; returns where each listens.
 
         ``with_services`` also creates the topics and starts the five services (with the
-        local development configuration of ``dagmonitor.platform.services``).
+        local development configuration of ``dagmonitor_cli.platform.services``).
         """
         self.root.mkdir(parents=True, exist_ok=True)
         state = self._load_state()
@@ -169,9 +169,9 @@ class LocalStack:
     def _services_up(self, state: dict[str, Component], echo: Echo) -> None:
         import asyncio
 
-        from dagmonitor.platform.services import development_env, merged_env
         from dagmonitor.settings import DagmonitorSettings
         from dagmonitor.topic_admin import apply_topics
+        from dagmonitor_cli.platform.services import development_env, merged_env
 
         settings = DagmonitorSettings.load()
         asyncio.run(apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix))
@@ -259,7 +259,7 @@ class LocalStack:
             [
                 sys.executable,
                 "-m",
-                "dagmonitor.platform.smtp_sink",
+                "dagmonitor_cli.platform.smtp_sink",
                 "--dir",
                 str(self.mail_dir),
                 "--port",

@@ -4,7 +4,7 @@ Each accepted message is written atomically to ``<mail_dir>/<UTC time>-<seq>-<di
 as received, with ``X-Envelope-From`` and one ``X-Envelope-To`` line per recipient prepended,
 so tests and people can check who a mail really went to (Bcc recipients included).
 
-Run it as ``python -m dagmonitor.platform.smtp_sink --dir .local/mail --port 2525``.
+Run it as ``python -m dagmonitor_cli.platform.smtp_sink --dir .local/mail --port 2525``.
 """
 
 from __future__ import annotations

@@ -95,6 +95,6 @@ def test_the_architecture_document_shows_the_topic_table_of_the_code() -> None:
 
     from dagmonitor.topics import markdown_table
 
-    text = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    text = (Path(__file__).resolve().parents[3] / "docs" / "architecture.md").read_text()
     shown = text.split("<!-- topic-table -->\n", 1)[1].split("\n<!-- /topic-table -->", 1)[0]
     assert shown == markdown_table()

@@ -31,10 +31,9 @@ from dagmonitor.schema_evolution import (
     self_contained,
     unreleased_changes,
 )
+from tests.unit.avro_strategies import records
 
-from .avro_strategies import records
-
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
 SCHEMA_FILES = sorted(SCHEMA_DIR.glob("*.avsc"))
 RELEASED_FILES = sorted((SCHEMA_DIR / RELEASED_DIR).glob("*/v*.avsc"))
 RELEASE_COMMAND = ".venv/bin/python -m dagmonitor.codec release"

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from dagmonitor.deadletter import Reason
 from dagmonitor.errors import DagmonitorError
+from dagmonitor.rejection import Reason
 
 REGISTRATION_NUMBER = re.compile(r"^PL[0-9]{4}-[0-9]{10}$")
 MUNICIPALITY_CODE = re.compile(r"^GM[0-9]{4}$")

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagmonitor.errors import PlatformError
-from dagmonitor.platform import process
 from dagmonitor.settings import REPO_ROOT
+from dagmonitor_cli.platform import process
 
 TEMPLATE_DIR = REPO_ROOT / "deploy" / "local" / "kafka"
 JVM_OPTS = (

@@ -10,12 +10,18 @@ registration. The same seed and date give the same records.
 
 from __future__ import annotations
 
+import json
 import random
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import click
+
+from dagmonitor.settings import DagmonitorSettings
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
@@ -327,3 +333,19 @@ def _iso(moment: datetime) -> str:
 
 def _spaced(postcode: str, rnd: random.Random) -> str:
     return f"{postcode[:4]} {postcode[4:]}" if rnd.random() < 0.5 else postcode
+
+
+@click.command()
+@click.option("--count", type=click.IntRange(min=0), default=500, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Default: yesterday.")
+@click.option("--notices", type=click.IntRange(min=0), default=0, help="Person notices too.")
+def generate(count: int, seed: int, day: datetime | None, notices: int) -> None:
+    """Print realistic synthetic incidents (JSON Lines) for the configured municipality."""
+    settings = DagmonitorSettings.load()
+    when: date = day.date() if day else datetime.now(AMSTERDAM).date() - timedelta(days=1)
+    generator = Generator(seed, when, settings.municipality_code)
+    for record in generator.incidents(count):
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    for notice in generator.notices(notices):
+        sys.stdout.write(json.dumps(notice, ensure_ascii=False) + "\n")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagmonitor.errors import PlatformError
-from dagmonitor.platform import process
+from dagmonitor_cli.platform import process
 
 SERVICES = ("ingest", "classifier", "approval", "distributor", "retention")
 DEFAULT_PORTS = {name: 8081 + index for index, name in enumerate(SERVICES)}

@@ -25,10 +25,10 @@ from typing import Any
 import asyncpg
 
 from dagmonitor.errors import DagmonitorError
-from dagmonitor.generate import AMSTERDAM, Generator
-from dagmonitor.platform.services import DEFAULT_PORTS, available
-from dagmonitor.platform.stack import LocalStack
 from dagmonitor.settings import DagmonitorSettings
+from dagmonitor_cli.generate import AMSTERDAM, Generator
+from dagmonitor_cli.platform.services import DEFAULT_PORTS, available
+from dagmonitor_cli.platform.stack import LocalStack
 
 Echo = Callable[[str], None]
 # Who decides, as whom, and which of their requests the demo rejects (every fifth of the OM's).

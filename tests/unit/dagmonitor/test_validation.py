@@ -10,14 +10,14 @@ import pytest
 
 from dagmonitor.codec import INCIDENT_EVENT, default_codec
 from dagmonitor.errors import CodecError
-from services.ingest.pipeline import INCIDENTS, check
-from services.ingest.validation import (
+from dagmonitor.validation import (
     InvalidRecord,
     Verdict,
     dedupe,
     validate_incident,
     validate_notice,
 )
+from services.ingest.pipeline import INCIDENTS, check
 from tests.samples import incident
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

@@ -1,6 +1,6 @@
 """How long rendering and sending one daily Dagmonitor takes, on the local stack.
 
-``python -m services.distributor.bench --entries 10000`` seeds a throw-away schema with
+``python -m bench.report_mail --entries 10000`` seeds a throw-away schema with
 generated entries on one day, starts a private SMTP server (the project's sink handler) in a
 temporary folder, then times the two steps the service runs: render and store the report for
 every entitled recipient (``ensure_daily``), and send them (``send_due``). The schema and the
@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncpg
 from aiosmtpd.controller import Controller
 
-from dagmonitor.platform.smtp_sink import MaildirHandler
+from dagmonitor_cli.platform.smtp_sink import MaildirHandler
 from services.distributor.app import open_store
 from services.distributor.config import DistributorSettings
 from services.distributor.dispatch import Dispatcher

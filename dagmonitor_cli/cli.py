@@ -30,7 +30,7 @@ def cli() -> None:
 )
 def up(no_services: bool) -> None:
     """Start the local stack and the five services, or reuse configured servers."""
-    from dagmonitor.platform.stack import LocalStack
+    from dagmonitor_cli.platform.stack import LocalStack
 
     stack = LocalStack()
     click.echo(f"local stack in {stack.root}")
@@ -47,9 +47,9 @@ def up(no_services: bool) -> None:
 @click.option("--exit", "exit_after", is_flag=True, help="Stop the stack after the summary.")
 def demo(count: int, seed: int, day: datetime | None, exit_after: bool) -> None:
     """Run one day of the covenant end to end on the local stack and say what happened."""
-    from dagmonitor.demo import default_day, print_summary, run_demo
-    from dagmonitor.platform.stack import LocalStack
     from dagmonitor.telemetry import configure_logging
+    from dagmonitor_cli.demo import default_day, print_summary, run_demo
+    from dagmonitor_cli.platform.stack import LocalStack
 
     configure_logging("demo", "WARNING")
     stack = LocalStack()
@@ -70,7 +70,7 @@ def demo(count: int, seed: int, day: datetime | None, exit_after: bool) -> None:
 @cli.command()
 def down() -> None:
     """Stop what `dagmonitor up` started."""
-    from dagmonitor.platform.stack import LocalStack
+    from dagmonitor_cli.platform.stack import LocalStack
 
     LocalStack().down(echo=click.echo)
 
@@ -78,7 +78,7 @@ def down() -> None:
 @cli.command()
 def status() -> None:
     """Say what runs where; exit status 1 when something `up` started is not answering."""
-    from dagmonitor.platform.stack import LocalStack
+    from dagmonitor_cli.platform.stack import LocalStack
 
     rows = LocalStack().status()
     if not rows:
@@ -129,8 +129,9 @@ from services.approval.cli import approvals, token  # noqa: E402
 
 cli.add_command(approvals)
 cli.add_command(token)
+from dagmonitor_cli.generate import generate  # noqa: E402
 from services.classifier.cli import classify  # noqa: E402
-from services.ingest.cli import generate, publish  # noqa: E402
+from services.ingest.cli import publish  # noqa: E402
 
 cli.add_command(classify)
 cli.add_command(generate)
