@@ -38,6 +38,8 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from dagmonitor import kafka_clients
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -192,9 +194,8 @@ async def _cleanup(settings: ApprovalSettings) -> None:
         await conn.execute(f"DROP SCHEMA IF EXISTS {settings.db_schema} CASCADE")
     finally:
         await conn.close()
-    from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = kafka_clients.admin(settings)
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
@@ -215,7 +216,7 @@ async def bench(count: int, concurrency: int) -> dict[str, object]:
         approval_dev_signing_key_file=key_file,
     )
     specs = [get(name) for name in (*RELAY_TOPICS, "approval.requests", "pipeline.deadletter")]
-    await apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix, specs=specs)
+    await apply_topics(settings, specs=specs)
     await apply_migrations(settings)
     ids = await _seed(settings, count)
     token = issue_dev_token(settings, sub="bench-om", roles=["OM"], minutes=60)

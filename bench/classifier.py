@@ -20,8 +20,7 @@ import time
 import uuid
 from datetime import UTC, date, datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
+from dagmonitor import kafka_clients
 from dagmonitor.codec import INCIDENT_EVENT, default_codec
 from dagmonitor.jsonio import record_from_json
 from dagmonitor.topic_admin import apply_topics
@@ -62,14 +61,14 @@ def bench_policy(raw: list[bytes], rounds: int = 3) -> tuple[float, float]:
 async def bench_relay(settings: ClassifierSettings, raw: list[bytes]) -> float:
     """Seconds for a bare consume-and-produce relay to copy every record (acks=all)."""
     source, target = settings.topic("ingest.incidents"), settings.topic("bench.relay")
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_clients.consumer(
+        settings,
         source,
-        bootstrap_servers=settings.bootstrap_servers,
         group_id=f"{settings.topic_prefix}bench-relay",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = kafka_clients.producer(settings, acks="all")
     await consumer.start()
     await producer.start()
     copied = 0
@@ -121,12 +120,12 @@ async def main() -> None:
         topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.", team_districts="WK034405,WK034404"
     )
     relay_topic = TopicSpec("bench.relay", "k", INCIDENT_EVENT, 6, get("bvh.incidents").cleanup, 1)
-    await apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix)
+    await apply_topics(settings)
     await apply_topics(
         settings.bootstrap_servers, prefix=settings.topic_prefix, specs=[relay_topic]
     )
     codec = default_codec()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = kafka_clients.producer(settings, acks="all")
     await producer.start()
     try:
         futures = []

@@ -31,9 +31,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from bench.classifier import bench_classifier, bench_relay
+from dagmonitor import kafka_clients
 from dagmonitor.codec import INCIDENT_EVENT, default_codec
 from dagmonitor.jsonio import record_from_json
 from dagmonitor.settings import DagmonitorSettings
@@ -72,7 +71,7 @@ def incidents(count: int, day_offset: int = 1, first: int = 1) -> list[tuple[byt
 
 
 async def fill(settings: DagmonitorSettings, topic: str, pairs: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = kafka_clients.producer(settings, acks="all")
     await producer.start()
     try:
         futures = [await producer.send(settings.topic(topic), v, key=k) for k, v in pairs]
@@ -92,17 +91,15 @@ async def latency(
     """Offer records at ``rate``/s to ``source``; latencies (s) of their outputs on ``target``."""
     sent: dict[bytes, float] = {}
     latencies: list[float] = []
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_clients.consumer(
+        settings,
         settings.topic(target),
-        bootstrap_servers=settings.bootstrap_servers,
         auto_offset_reset="latest",
         group_id=None,
     )
     await consumer.start()
     await consumer.seek_to_end()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=0
-    )
+    producer = kafka_clients.producer(settings, acks="all", linger_ms=0)
     await producer.start()
     total = min(len(pairs), int(rate * seconds))
 
@@ -189,7 +186,7 @@ async def entries_done(settings: DagmonitorSettings, want: int) -> float:
     """Seconds until ``want`` records are on dagmonitor.entries."""
     from aiokafka import TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = kafka_clients.consumer(settings)
     await consumer.start()
     topic = settings.topic("dagmonitor.entries")
     partitions = [TopicPartition(topic, p) for p in range(get("dagmonitor.entries").partitions)]
@@ -222,15 +219,15 @@ async def main() -> None:
 
     # relay and classifier: throughput on a full topic, then latency at the offered rate.
     settings = prefixed()
-    await apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix)
-    await apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix, specs=[relay_spec])
+    await apply_topics(settings)
+    await apply_topics(settings, specs=[relay_spec])
     await fill(settings, "ingest.incidents", burst)
     relay_s = await bench_relay(settings, [v for _, v in burst])
     classifier_s = await bench_classifier(settings, len(burst))
 
     settings = prefixed()
-    await apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix)
-    await apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix, specs=[relay_spec])
+    await apply_topics(settings)
+    await apply_topics(settings, specs=[relay_spec])
     relay_task = asyncio.create_task(bench_relay(settings, [b""] * 10**9))
     await asyncio.sleep(2)
     relay_lat = await latency(
@@ -240,7 +237,7 @@ async def main() -> None:
     results.append(Result("relay", len(burst) / relay_s, *percentiles(relay_lat)))
 
     settings = prefixed()
-    await apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix)
+    await apply_topics(settings)
     classifier_lat = await with_classifier(
         settings,
         lambda: latency(
@@ -251,7 +248,7 @@ async def main() -> None:
 
     # The pipeline: ingest and classifier as processes, bvh.incidents -> dagmonitor.entries.
     settings = prefixed()
-    await apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix)
+    await apply_topics(settings)
     await fill(settings, "bvh.incidents", burst)
     codec = default_codec()
     from services.classifier.annex import load_annex

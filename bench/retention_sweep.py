@@ -32,7 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
+
+from dagmonitor import kafka_clients
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -135,7 +136,7 @@ async def main(args: argparse.Namespace) -> None:
     run = uuid.uuid4().hex[:8]
     prefix = f"bench-ret-{run}."
     base = RetentionSettings.load(topic_prefix=prefix, retention_batch_size=args.batch)
-    await apply_topics(base.bootstrap_servers, prefix=prefix, specs=[get(t) for t in TOPICS])
+    await apply_topics(base, prefix=prefix, specs=[get(t) for t in TOPICS])
     now = datetime.now(UTC).replace(microsecond=0)
     sizes = {"small": args.small, "large": args.large}
     made = {
@@ -182,7 +183,7 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         for settings in made.values():
             await drop(settings)
-        admin = AIOKafkaAdminClient(bootstrap_servers=base.bootstrap_servers)
+        admin = kafka_clients.admin(base)
         await admin.start()
         try:
             await admin.delete_topics([base.topic(t) for t in TOPICS])

@@ -45,6 +45,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 
+from dagmonitor import kafka_clients
 from dagmonitor.codec import Codec, default_codec
 from dagmonitor.deadletter import DeadLetters, Source
 from dagmonitor.errors import CodecError
@@ -287,13 +288,9 @@ class StreamProcessor:
         if self.settings.kafka_declare_topics and self._internal_topics:
             from dagmonitor.topic_admin import apply_topics
 
-            await apply_topics(
-                self.settings.bootstrap_servers,
-                prefix=self.settings.topic_prefix,
-                specs=self._internal_topics,
-            )
-        self._producer = AIOKafkaProducer(
-            **self.settings.kafka_client_options(),
+            await apply_topics(self.settings, specs=self._internal_topics)
+        self._producer = kafka_clients.producer(
+            self.settings,
             client_id=f"dagmonitor-{self.service}",
             acks="all",
             enable_idempotence=True,
@@ -307,8 +304,8 @@ class StreamProcessor:
             topic_prefix=self.settings.topic_prefix,
             codec=self._codec,
         )
-        self._consumer = AIOKafkaConsumer(
-            **self.settings.kafka_client_options(),
+        self._consumer = kafka_clients.consumer(
+            self.settings,
             group_id=self.group,
             client_id=f"dagmonitor-{self.service}",
             enable_auto_commit=False,
@@ -543,8 +540,8 @@ class StreamProcessor:
     async def _read_changelogs(self, needed: Mapping[tuple[str, int], Table]) -> None:
         if not needed:
             return
-        reader = AIOKafkaConsumer(
-            **self.settings.kafka_client_options(),
+        reader = kafka_clients.consumer(
+            self.settings,
             client_id=f"dagmonitor-{self.service}-restore",
             enable_auto_commit=False,
             group_id=None,

@@ -141,3 +141,33 @@ class DagmonitorSettings(BaseSettings):
     def group(self, service: str) -> str:
         """The consumer group id of a service under this deployment's prefix."""
         return f"{self.topic_prefix}dagmonitor-{service}"
+
+
+SCHEMA_NAME = r"^[a-z_][a-z0-9_]{0,62}$"
+"""A PostgreSQL schema name the services accept (unquoted, lower case)."""
+
+
+def service_port(port: int) -> Any:
+    """The field of a service's HTTP port, defaulting to its port in the contract."""
+    return Field(
+        default=port,
+        ge=1,
+        le=65535,
+        description="Port of the service's HTTP interface (/metrics, /healthz, /readyz, API).",
+    )
+
+
+def owned_schema(name: str) -> Any:
+    """The field of the PostgreSQL schema a service owns, defaulting to ``name``."""
+    return Field(
+        default=name, pattern=SCHEMA_NAME, description="PostgreSQL schema owned by the service."
+    )
+
+
+class ServiceSettings(DagmonitorSettings):
+    """What every service has besides the common settings: its HTTP interface."""
+
+    http_host: str = Field(
+        default="127.0.0.1", description="Interface the service's HTTP interface listens on."
+    )
+    http_port: int = service_port(8080)

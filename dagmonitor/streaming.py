@@ -26,7 +26,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from opentelemetry import trace
 from prometheus_client import Gauge
 
-from dagmonitor import topics
+from dagmonitor import kafka_clients, topics
 from dagmonitor.codec import Codec, default_codec
 from dagmonitor.deadletter import DeadLetters, Source
 from dagmonitor.errors import CodecError, DagmonitorError
@@ -127,14 +127,8 @@ class Outputs:
 
 
 def new_producer(settings: DagmonitorSettings, service: str) -> AIOKafkaProducer:
-    """An idempotent producer that waits for every in-sync replica."""
-    return AIOKafkaProducer(
-        **settings.kafka_client_options(),
-        client_id=f"dagmonitor-{service}",
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-    )
+    """The producer of ``service``: idempotent, waiting for every in-sync replica."""
+    return kafka_clients.reliable_producer(settings, f"dagmonitor-{service}")
 
 
 class RecordConsumer:
@@ -174,9 +168,9 @@ class RecordConsumer:
         return self._consumer
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = kafka_clients.consumer(
+            self._settings,
             *self._by_physical,
-            **self._settings.kafka_client_options(),
             group_id=self._group,
             client_id=f"dagmonitor-{self._service}",
             enable_auto_commit=False,

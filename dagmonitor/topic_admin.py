@@ -16,7 +16,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
+from dagmonitor import kafka_clients
 from dagmonitor.errors import TopicError
+from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.topics import INTERNAL_TOPICS, TOPICS, TopicSpec
 
 _TOPIC_ALREADY_EXISTS = 36
@@ -38,23 +40,25 @@ class TopicChange:
 
 
 async def apply_topics(
-    bootstrap: str | list[str],
+    settings: DagmonitorSettings,
     *,
-    prefix: str = "",
+    prefix: str | None = None,
     specs: Iterable[TopicSpec] = TOPICS + INTERNAL_TOPICS,
     replication_factor: int | None = None,
 ) -> list[TopicChange]:
-    """Create or update every topic of ``specs`` on the cluster at ``bootstrap``.
+    """Create or update every topic of ``specs`` on the cluster the settings name, under
+    ``prefix`` (default: the settings' topic prefix).
 
     The replication factor defaults to min(3, brokers in the cluster). Raises ``TopicError``
     with the broker's message when the broker refuses a change.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="dagmonitor-topics")
+    admin = kafka_clients.admin(settings, client_id="dagmonitor-topics")
     try:
         await admin.start()
+        prefix = settings.topic_prefix if prefix is None else prefix
         return await _apply(admin, list(specs), prefix, replication_factor)
     except KafkaError as exc:
-        raise TopicError(f"talking to Kafka at {bootstrap} failed: {exc}") from exc
+        raise TopicError(f"talking to Kafka at {settings.kafka_bootstrap} failed: {exc}") from exc
     finally:
         await admin.close()
 

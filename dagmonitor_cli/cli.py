@@ -101,7 +101,7 @@ def topics_apply() -> None:
     from dagmonitor.topic_admin import apply_topics
 
     settings = DagmonitorSettings.load()
-    changes = asyncio.run(apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix))
+    changes = asyncio.run(apply_topics(settings))
     for change in changes:
         detail = f" ({'; '.join(change.details)})" if change.details else ""
         click.echo(f"{change.action.value:<9} {change.topic}{detail}")

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from dagmonitor import kafka_clients
 from dagmonitor.settings import DagmonitorSettings
 
 
@@ -46,16 +47,15 @@ def kafka_settings(stack: DagmonitorSettings, topic_prefix: str) -> Iterator[Dag
     from dagmonitor.topic_admin import apply_topics
 
     settings = DagmonitorSettings.load(topic_prefix=topic_prefix)
-    asyncio.run(apply_topics(settings.bootstrap_servers, prefix=topic_prefix))
+    asyncio.run(apply_topics(settings, prefix=topic_prefix))
     yield settings
     topics = asyncio.run(_topics(settings))
     asyncio.run(_delete(settings, [t for t in topics if t.startswith(topic_prefix)]))
 
 
 async def _topics(settings: DagmonitorSettings) -> list[str]:
-    from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = kafka_clients.admin(settings)
     await admin.start()
     try:
         return list(await admin.list_topics())
@@ -64,11 +64,10 @@ async def _topics(settings: DagmonitorSettings) -> list[str]:
 
 
 async def _delete(settings: DagmonitorSettings, names: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
 
     if not names:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = kafka_clients.admin(settings)
     await admin.start()
     try:
         for start in range(0, len(names), 100):
@@ -84,7 +83,7 @@ async def fresh_settings(stack: DagmonitorSettings) -> AsyncIterator[DagmonitorS
     from dagmonitor.topic_admin import apply_topics
 
     settings = DagmonitorSettings.load(topic_prefix=f"t{uuid.uuid4().hex[:10]}.")
-    await apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix)
+    await apply_topics(settings)
     yield settings
     await _delete(
         settings, [t for t in await _topics(settings) if t.startswith(settings.topic_prefix)]

@@ -100,7 +100,7 @@ class Pipeline:
         return f"e2e{self.tag}_{name}"
 
     async def start(self) -> None:
-        await apply_topics(self.settings.bootstrap_servers, prefix=self.settings.topic_prefix)
+        await apply_topics(self.settings)
         self.smtp = subprocess.Popen(
             [
                 sys.executable,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
+from dagmonitor import kafka_clients
 from dagmonitor.codec import default_codec
 from dagmonitor.settings import DagmonitorSettings
 
@@ -15,7 +14,7 @@ async def produce(
     settings: DagmonitorSettings, topic: str, items: list[tuple[bytes | None, bytes | None]]
 ) -> None:
     """Send (key, value) pairs to a contract topic, in order, and wait for the acks."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = kafka_clients.producer(settings, acks="all")
     await producer.start()
     try:
         for key, value in items:
@@ -38,9 +37,9 @@ async def read_all(
     ``idle`` seconds.
     """
     codec = default_codec()
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_clients.consumer(
+        settings,
         settings.topic(topic),
-        bootstrap_servers=settings.bootstrap_servers,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

@@ -184,9 +184,11 @@ def format_storage(layout: KafkaLayout) -> None:
 
 
 async def _metadata_ok(bootstrap: str) -> bool:
-    from aiokafka.admin import AIOKafkaAdminClient
+    from dagmonitor import kafka_clients
+    from dagmonitor.settings import DagmonitorSettings
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    settings = DagmonitorSettings(kafka_bootstrap=bootstrap)
+    admin = kafka_clients.admin(settings, request_timeout_ms=3000)
     try:
         await asyncio.wait_for(admin.start(), timeout=5)
         cluster = await asyncio.wait_for(admin.describe_cluster(), timeout=5)

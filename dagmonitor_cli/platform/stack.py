@@ -174,7 +174,7 @@ class LocalStack:
         from dagmonitor_cli.platform.services import development_env, merged_env
 
         settings = DagmonitorSettings.load()
-        asyncio.run(apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix))
+        asyncio.run(apply_topics(settings))
         echo(f"topics    {len(TOPICS)} topics of the topic table applied")
         extra = {k: v for k, v in development_env(self.root).items() if k not in os.environ}
         self._save_state(state, extra)

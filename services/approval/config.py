@@ -12,22 +12,22 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from dagmonitor.settings import DagmonitorSettings, _split_csv
+from dagmonitor.settings import (
+    ServiceSettings,
+    _split_csv,
+    owned_schema,
+    service_port,
+)
 
 DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 """Asymmetric algorithms only: a shared-secret (HS*) token could be forged by any verifier."""
 
 
-class ApprovalSettings(DagmonitorSettings):
+class ApprovalSettings(ServiceSettings):
     """What the approval service and the officers' CLI read."""
 
-    http_port: int = Field(default=8083, ge=1, le=65535, description="Port of the HTTP API.")
-    http_host: str = Field(default="127.0.0.1", description="Interface the HTTP API listens on.")
-    db_schema: str = Field(
-        default="approval",
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-        description="PostgreSQL schema owned by the service.",
-    )
+    http_port: int = service_port(8083)
+    db_schema: str = owned_schema("approval")
     approval_db_role: str | None = Field(
         default="dagmonitor_approval_app",
         description="Role the service's queries run as (SET ROLE); created by the migrations, "

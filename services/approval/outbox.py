@@ -22,8 +22,9 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 
+from dagmonitor import kafka_clients
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.streaming import TRANSIENT_ERRORS, new_producer
 from dagmonitor.telemetry import RECORDS_OUT, get_logger, inject_trace_headers
@@ -79,8 +80,8 @@ async def published_outbox_ids(
 ) -> set[int]:
     """The outbox ids (of ``source``) on the records of ``partitions`` written since ``since``,
     read up to the end of every partition as it was when the scan began."""
-    consumer = AIOKafkaConsumer(
-        **settings.kafka_client_options(),
+    consumer = kafka_clients.consumer(
+        settings,
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",

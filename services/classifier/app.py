@@ -14,16 +14,18 @@ Routes (all on raw bytes, decoding with the project codec):
 
 Each input key remembers (a table) which output keys it produced. A newer version that no
 longer produces one of them, a dropped version, or a tombstone on the input key sends
-tombstones for them, so derived records disappear with their source. Outputs are produced and
-acknowledged before the table is updated and before the input's offset is committed
-(``dagmonitor.processor``).
+tombstones for them, so derived records disappear with their source (``versions.plan``
+decides, the handlers carry it out). Outputs are produced and acknowledged before the table is
+updated and before the input's offset is committed (``dagmonitor.processor``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +46,7 @@ from dagmonitor.telemetry import (
     get_logger,
     inject_trace_headers,
 )
-from services.classifier import escalation
+from services.classifier import escalation, versions
 from services.classifier.annex import load_annex
 from services.classifier.config import ClassifierSettings
 from services.classifier.policy import (
@@ -134,12 +136,35 @@ class Classifier:
             )
             RECORDS_OUT.labels(SERVICE, output.topic).inc()
 
-    async def _tombstone(self, batch: Batch, refs: list[tuple[str, str]]) -> None:
+    async def _tombstone(self, batch: Batch, refs: Iterable[versions.Ref]) -> None:
         for topic, key in refs:
             await batch.send(
                 self.settings.topic(topic), key.encode("utf-8"), None, inject_trace_headers()
             )
             RECORDS_OUT.labels(SERVICE, topic).inc()
+
+    async def _carry_out(
+        self,
+        batch: Batch,
+        table: Table,
+        key: bytes,
+        step: versions.Plan,
+        decision: Decision | None = None,
+        emit: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Carry out the plan for one record of ``key`` (``decision`` and ``emit`` None for a
+        tombstone): retract, produce the new outputs (``emit``), then update ``table``."""
+        if step.stale:
+            RECORDS_DROPPED.labels(SERVICE, "stale_version").inc()
+            return
+        if decision is not None and not decision.shared:
+            RECORDS_DROPPED.labels(SERVICE, decision.reason or "dropped").inc()
+        await self._tombstone(batch, step.tombstones)
+        if step.retract_e35:
+            await self._forward_e35(batch, step.retract_e35, key.decode("utf-8"), None)
+        if emit is not None:
+            await emit()
+        batch.set(table, key, step.state)
 
     # -- incidents -------------------------------------------------------------------------
 
@@ -147,46 +172,30 @@ class Classifier:
         key = record_key(message)
         previous = batch.get(self.incident_outputs, key)
         if message.value is None:
-            await self._retract(batch, key, previous, set(), None)
-            batch.set(self.incident_outputs, key, None)
+            await self._carry_out(batch, self.incident_outputs, key, versions.plan(previous, None))
             return
         record = self.codec.decode(message.value, expect=INCIDENT_EVENT).record
-        if previous is not None and previous["version"] > record["version"]:
-            RECORDS_DROPPED.labels(SERVICE, "stale_version").inc()
-            return
-        decision = classify_incident(record, self.policy, self.annex, now=record_time(message))
-        if not decision.shared:
-            RECORDS_DROPPED.labels(SERVICE, decision.reason or "dropped").inc()
-        refs = {(o.topic, o.key) for o in decision.outputs}
-        await self._retract(batch, key, previous, refs, decision.e35_postcode)
-        e35 = decision.e35_postcode
-        direct = [o for o in decision.outputs if not (e35 and o.topic == ENTRIES)]
-        await self._send(batch, direct)
-        if e35:
-            report = self._e35_report(record, decision, now=record_time(message))
-            await self._forward_e35(batch, e35, record["registration_number"], report)
-        batch.set(
-            self.incident_outputs,
-            key,
-            {"version": record["version"], "outputs": sorted(refs), "e35_postcode": e35},
+        now = record_time(message)
+        decision = classify_incident(record, self.policy, self.annex, now=now)
+        step = versions.plan(
+            previous,
+            record["version"],
+            versions.output_refs(decision.outputs),
+            decision.e35_postcode,
+            tracks_e35=True,
         )
+        emit = functools.partial(self._emit_incident, batch, record, decision, now)
+        await self._carry_out(batch, self.incident_outputs, key, step, decision, emit)
 
-    async def _retract(
-        self,
-        batch: Batch,
-        key: bytes,
-        previous: dict[str, Any] | None,
-        keep: set[tuple[str, str]],
-        new_postcode: str | None,
+    async def _emit_incident(
+        self, batch: Batch, record: dict[str, Any], decision: Decision, now: datetime
     ) -> None:
-        """Tombstone what the previous version produced and the new one does not."""
-        if previous is None:
-            return
-        gone = [(topic, ref) for topic, ref in previous["outputs"] if (topic, ref) not in keep]
-        await self._tombstone(batch, gone)
-        old_postcode = previous.get("e35_postcode")
-        if old_postcode and old_postcode != new_postcode:
-            await self._forward_e35(batch, old_postcode, key.decode("utf-8"), None)
+        """The incident's outputs; a shared E35 report's entry goes out via its postcode."""
+        e35 = decision.e35_postcode
+        await self._send(batch, [o for o in decision.outputs if not (e35 and o.topic == ENTRIES)])
+        if e35:
+            report = self._e35_report(record, decision, now=now)
+            await self._forward_e35(batch, e35, record["registration_number"], report)
 
     def _e35_report(
         self, record: dict[str, Any], decision: Decision, *, now: datetime
@@ -267,20 +276,13 @@ class Classifier:
         key = record_key(message)
         previous = batch.get(self.notice_outputs, key)
         if message.value is None:
-            await self._retract(batch, key, previous, set(), None)
-            batch.set(self.notice_outputs, key, None)
+            await self._carry_out(batch, self.notice_outputs, key, versions.plan(previous, None))
             return
         record = self.codec.decode(message.value, expect=PERSON_NOTICE).record
-        if previous is not None and previous["version"] > record["version"]:
-            RECORDS_DROPPED.labels(SERVICE, "stale_version").inc()
-            return
         decision = classify_notice(record, self.policy, now=record_time(message))
-        if not decision.shared:
-            RECORDS_DROPPED.labels(SERVICE, decision.reason or "dropped").inc()
-        refs = {(o.topic, o.key) for o in decision.outputs}
-        await self._retract(batch, key, previous, refs, None)
-        await self._send(batch, list(decision.outputs))
-        batch.set(self.notice_outputs, key, {"version": record["version"], "outputs": sorted(refs)})
+        step = versions.plan(previous, record["version"], versions.output_refs(decision.outputs))
+        emit = functools.partial(self._send, batch, list(decision.outputs))
+        await self._carry_out(batch, self.notice_outputs, key, step, decision, emit)
 
 
 async def main(settings: ClassifierSettings | None = None) -> None:

@@ -6,18 +6,17 @@ from datetime import timedelta
 
 from pydantic import Field, SecretStr
 
-from dagmonitor.settings import DagmonitorSettings
+from dagmonitor.settings import ServiceSettings, service_port
 from services.classifier.escalation import WindowRule
 from services.classifier.policy import PolicyConfig
 
 DEVELOPMENT_ID_KEY = "dagmonitor-development-id-key"
 
 
-class ClassifierSettings(DagmonitorSettings):
+class ClassifierSettings(ServiceSettings):
     """What the classifier needs beyond the shared settings."""
 
-    http_host: str = "127.0.0.1"
-    http_port: int = 8082
+    http_port: int = service_port(8082)
     e35_threshold: int = Field(default=5, ge=1)
     e35_window_days: int = Field(default=7, ge=1)
     approval_period_days: int = Field(default=14, ge=1)

@@ -3,7 +3,8 @@
 ``classify_incident`` and ``classify_notice`` take a decoded record, the policy settings and
 "now", and return what may leave (topic, key, value) or why nothing does. No I/O, no clock, no
 randomness: the same input gives the same output, so a replay changes nothing. Which MK codes
-are shared, and at what precision, comes from Bijlage 1 (``bijlage1.csv``).
+are shared, and at what precision, comes from Bijlage 1 (``bijlage1.csv``); which persons go to
+which approver, and on what conditions, from the table ``PERSON_ROLES``.
 
 Keys are deterministic: entries by registration number, vehicle signals by registration number
 and plate, approval requests by a keyed hash (HMAC-SHA-256 with the deployment's id key) of
@@ -20,9 +21,11 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
-from services.classifier.annex import Annex, HouseNumberLevel
+from services.classifier.annex import Annex, AnnexRow, HouseNumberLevel
 
 TER_HOOGTE_VAN = "ter hoogte van"
 
@@ -33,6 +36,48 @@ REQUESTS = "approval.requests"
 
 # Rule 6: stolen vehicles of these kinds become signals (cars, vans, mopeds, scooters).
 SIGNALLED_VEHICLE_KINDS = frozenset({"PASSENGER_CAR", "VAN", "MOPED", "SCOOTER"})
+
+
+class Condition(StrEnum):
+    """What must hold for a person of a shared incident to go to an approver."""
+
+    SUSPECTS_SHARED = "suspects_shared"  # Bijlage 1 column: the MK code shares suspects
+    VICTIMS_SHARED = "victims_shared"  # Bijlage 1 column: the MK code shares victims
+    TEAM_DISTRICT = "team_district"  # the incident is in one of the team's districts
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRole:
+    """Where a person of one role goes (approval request category and approver), when
+    (every condition holds), and with what (the phone number, the modus operandi)."""
+
+    category: str
+    approver_role: str
+    conditions: frozenset[Condition]
+    phone: bool
+    modus_operandi: bool
+
+
+# Rules 4, 5 and 9, by the person's role in the police registration. Roles not in this table
+# (WITNESS, REPORTER, INVOLVED) never leave.
+PERSON_ROLES: Mapping[str, PersonRole] = MappingProxyType(
+    {
+        "SUSPECT": PersonRole(
+            category="SUSPECT",
+            approver_role="OM",
+            conditions=frozenset({Condition.SUSPECTS_SHARED, Condition.TEAM_DISTRICT}),
+            phone=False,
+            modus_operandi=False,
+        ),
+        "VICTIM": PersonRole(
+            category="VICTIM",
+            approver_role="POLICE_BURGLARY_TEAM",
+            conditions=frozenset({Condition.VICTIMS_SHARED}),
+            phone=True,
+            modus_operandi=True,
+        ),
+    }
+)
 
 _POSTCODE = re.compile(r"^([1-9][0-9]{3})([A-Z]{2})$")
 # Letter pairs the Dutch postal service does not issue.
@@ -154,9 +199,7 @@ def classify_incident(
         )
     ]
     outputs += _vehicle_signals(event)
-    outputs += _person_requests(
-        event, config, code, row.suspects_shared, row.victims_shared, postcode, now
-    )
+    outputs += _person_requests(event, config, code, row, postcode, now)
     e35 = postcode if row.house_number_level is HouseNumberLevel.ON_ESCALATION else None
     return Decision(True, tuple(outputs), e35_postcode=e35)
 
@@ -223,35 +266,32 @@ def _person_requests(
     event: Mapping[str, Any],
     config: PolicyConfig,
     code: str,
-    suspects_shared: bool,
-    victims_shared: bool,
+    row: AnnexRow,
     postcode: str | None,
     now: datetime,
 ) -> list[Output]:
-    """Rules 4, 5 and 9: suspects to the OM, burglary victims to the burglary team, no others."""
+    """Rules 4, 5 and 9: persons whose role's conditions (``PERSON_ROLES``) hold, no others."""
     district = event["location"].get("district_code")
-    in_team_district = district is not None and district in config.team_districts
+    holds = {
+        Condition.SUSPECTS_SHARED: row.suspects_shared,
+        Condition.VICTIMS_SHARED: row.victims_shared,
+        Condition.TEAM_DISTRICT: district is not None and district in config.team_districts,
+    }
     requests: dict[str, Output] = {}
     for person in event.get("persons") or ():
-        role = person["role"]
-        if role == "SUSPECT" and suspects_shared and in_team_district:
-            category, approver = "SUSPECT", "OM"
-            subject = _shared_person(person, with_phone=False)
-            modus_operandi = None
-        elif role == "VICTIM" and victims_shared:
-            category, approver = "VICTIM", "POLICE_BURGLARY_TEAM"
-            subject = _shared_person(person, with_phone=True)
-            modus_operandi = event.get("modus_operandi")
-        else:
-            continue  # witnesses, reporters, involved persons: never (rule 9)
-        rid = request_id(config, category, event["registration_number"], _identity(person))
+        role = PERSON_ROLES.get(person["role"])
+        if role is None or not all(holds[condition] for condition in role.conditions):
+            continue  # a condition fails, or a role that never leaves (rule 9)
+        subject = _shared_person(person, with_phone=role.phone)
+        modus_operandi = event.get("modus_operandi") if role.modus_operandi else None
+        rid = request_id(config, role.category, event["registration_number"], _identity(person))
         requests[rid] = Output(
             REQUESTS,
             rid,
             {
                 "request_id": rid,
-                "category": category,
-                "approver_role": approver,
+                "category": role.category,
+                "approver_role": role.approver_role,
                 "source_key": event["registration_number"],
                 "source_version": event["version"],
                 "mk_code": code,

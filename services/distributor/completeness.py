@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
-from dagmonitor import topics
+from dagmonitor import kafka_clients, topics
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.telemetry import get_logger
 
@@ -84,9 +83,8 @@ class Completeness:
         return True
 
     async def _all_stages(self, due: datetime) -> None:
-        options = self._settings.kafka_client_options()
-        reader = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False)
-        admin = AIOKafkaAdminClient(**options, client_id="dagmonitor-distributor-completeness")
+        reader = kafka_clients.consumer(self._settings, group_id=None, enable_auto_commit=False)
+        admin = kafka_clients.admin(self._settings, client_id="dagmonitor-distributor-completeness")
         await reader.start()
         await admin.start()
         try:

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 
 from dagmonitor.errors import ConfigError
-from dagmonitor.settings import DagmonitorSettings
+from dagmonitor.settings import ServiceSettings, owned_schema, service_port
 from services.distributor.entitlements import Role
 
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
@@ -54,12 +54,11 @@ class SmtpEndpoint:
     ca_file: Path | None
 
 
-class DistributorSettings(DagmonitorSettings):
+class DistributorSettings(ServiceSettings):
     """Settings of the distributor service (ARCHITECTURE.md, section 7)."""
 
-    http_host: str = Field(default="127.0.0.1", description="Interface of /metrics, /healthz.")
-    http_port: int = 8084
-    db_schema: str = Field(default="distributor", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    http_port: int = service_port(8084)
+    db_schema: str = owned_schema("distributor")
 
     distributor_recipients: dict[Role, list[str]] = Field(
         default_factory=lambda: {role: list(a) for role, a in DEFAULT_RECIPIENTS.items()},

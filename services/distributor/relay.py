@@ -18,9 +18,9 @@ import zlib
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
-from dagmonitor import topics
+from dagmonitor import kafka_clients, topics
 from dagmonitor.clock import Checkpoint, no_checkpoint
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.streaming import TRANSIENT_ERRORS, Outputs
@@ -98,8 +98,8 @@ class ProvisionRelay:
     async def _keys_on_topic(self, since: datetime) -> set[str]:
         """Keys of the records on the provisions topic from ``since`` to its current end."""
         topic = self._settings.topic(TOPIC)
-        consumer = AIOKafkaConsumer(
-            **self._settings.kafka_client_options(),
+        consumer = kafka_clients.consumer(
+            self._settings,
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",

@@ -11,6 +11,7 @@ from typing import Any
 import click
 from rich.progress import Progress
 
+from dagmonitor import kafka_clients
 from dagmonitor.codec import default_codec
 from dagmonitor.errors import CodecError
 from dagmonitor.jsonio import InputError, parse_document, record_from_json
@@ -33,7 +34,6 @@ async def publish_file(
     settings: DagmonitorSettings, path: Path, *, quiet: bool = False
 ) -> dict[str, int]:
     """Publish every valid line of ``path`` to ``bvh.*``; returns counts per outcome."""
-    from aiokafka import AIOKafkaProducer
 
     lines = (
         path.read_text(encoding="utf-8").splitlines()
@@ -41,8 +41,8 @@ async def publish_file(
         else sys.stdin.read().splitlines()
     )
     counts = {"published": 0, "refused": 0}
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+    producer = kafka_clients.producer(
+        settings,
         acks="all",
         enable_idempotence=True,
         client_id="dagmonitor-publish",

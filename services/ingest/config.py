@@ -8,14 +8,13 @@ from datetime import timedelta
 
 from pydantic import Field, SecretStr
 
-from dagmonitor.settings import DagmonitorSettings
+from dagmonitor.settings import ServiceSettings, service_port
 
 
-class IngestSettings(DagmonitorSettings):
+class IngestSettings(ServiceSettings):
     """What ingest needs beyond the shared settings."""
 
-    http_host: str = "127.0.0.1"
-    http_port: int = 8081
+    http_port: int = service_port(8081)
     ingest_tokens: SecretStr = Field(
         default=SecretStr(""),
         description=(

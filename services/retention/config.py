@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 
 from dagmonitor import topics
-from dagmonitor.settings import DagmonitorSettings
+from dagmonitor.settings import ServiceSettings, owned_schema, service_port
 
 
 def _longest_segment_lifetime_seconds() -> float:
@@ -41,16 +41,12 @@ def _longest_segment_lifetime_seconds() -> float:
 DEFAULT_ROLL_DELAY_SECONDS = _longest_segment_lifetime_seconds() + 60
 
 
-class RetentionSettings(DagmonitorSettings):
+class RetentionSettings(ServiceSettings):
     """What the retention service and ``dagmonitor retention sweep`` read."""
 
-    http_port: int = Field(default=8085, ge=1, le=65535, description="Port of /metrics etc.")
-    http_host: str = Field(default="127.0.0.1", description="Interface HTTP listens on.")
-    db_schema: str = Field(
-        default="retention",
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-        description="PostgreSQL schema owned by the service (the index of provided records).",
-    )
+    http_port: int = service_port(8085)
+    db_schema: str = owned_schema("retention")
+    """The index of provided records."""
     retention_sweep_time: time = Field(
         default=time(3, 0), description="Local time of the daily sweep."
     )

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from opentelemetry import trace
 
-from dagmonitor import deadletter
+from dagmonitor import deadletter, kafka_clients
 from dagmonitor.codec import DEAD_LETTER, default_codec
 from dagmonitor.deadletter import DeadLetters, Source
 from dagmonitor.errors import CodecError
@@ -30,7 +29,7 @@ async def test_undecodable_record_lands_on_deadletter_with_reason(
     assert reason is Reason.UNKNOWN_SCHEMA
     before = DEAD_LETTERS.labels("ingest", reason.value)._value.get()
 
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")
+    producer = kafka_clients.producer(kafka_settings, acks="all")
     await producer.start()
     try:
         letters = DeadLetters(producer, service="ingest", topic_prefix=kafka_settings.topic_prefix)
@@ -43,9 +42,9 @@ async def test_undecodable_record_lands_on_deadletter_with_reason(
         await producer.stop()
     assert DEAD_LETTERS.labels("ingest", reason.value)._value.get() == before + 1
 
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_clients.consumer(
+        kafka_settings,
         kafka_settings.topic(deadletter.TOPIC),
-        bootstrap_servers=kafka_settings.bootstrap_servers,
         auto_offset_reset="earliest",
         group_id=None,
     )

@@ -6,10 +6,9 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from dagmonitor import kafka_clients
 from dagmonitor.codec import default_codec
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.topic_admin import Action, apply_topics
@@ -19,8 +18,8 @@ from tests.samples import incident
 pytestmark = pytest.mark.integration
 
 
-async def _configs(bootstrap: list[str], names: list[str]) -> dict[str, dict[str, str]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _configs(settings: DagmonitorSettings, names: list[str]) -> dict[str, dict[str, str]]:
+    admin = kafka_clients.admin(settings)
     await admin.start()
     try:
         responses = await admin.describe_configs(
@@ -44,7 +43,7 @@ async def test_every_topic_exists_with_the_tables_configs(
     kafka_settings: DagmonitorSettings,
 ) -> None:
     names = [kafka_settings.topic(spec.name) for spec in TOPICS]
-    actual = await _configs(kafka_settings.bootstrap_servers, names)
+    actual = await _configs(kafka_settings, names)
     for spec in TOPICS:
         broker = actual[kafka_settings.topic(spec.name)]
         for key, value in spec.configs().items():
@@ -53,31 +52,29 @@ async def test_every_topic_exists_with_the_tables_configs(
 
 
 async def test_apply_is_idempotent(kafka_settings: DagmonitorSettings) -> None:
-    changes = await apply_topics(
-        kafka_settings.bootstrap_servers, prefix=kafka_settings.topic_prefix
-    )
+    changes = await apply_topics(kafka_settings)
     assert [c.action for c in changes] == [Action.UNCHANGED] * len(TOPICS + INTERNAL_TOPICS)
 
 
 async def test_apply_repairs_drift_and_grows_partitions(stack: DagmonitorSettings) -> None:
     prefix = f"drift-{uuid.uuid4().hex[:8]}."
     spec = TopicSpec("probe", "k", "nl.dagmonitor.Escalation", 2, TOPICS[5].cleanup, 366)
-    (created,) = await apply_topics(stack.bootstrap_servers, prefix=prefix, specs=[spec])
+    (created,) = await apply_topics(stack, prefix=prefix, specs=[spec])
     assert created.action is Action.CREATED
 
     drifted = ConfigResource(
         ConfigResourceType.TOPIC, f"{prefix}probe", configs={"retention.ms": "1000"}
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap_servers)
+    admin = kafka_clients.admin(stack)
     await admin.start()
     try:
         await admin.alter_configs([drifted])
         grown = TopicSpec(spec.name, spec.key, spec.schema, 4, spec.cleanup, spec.retention_days)
-        (repaired,) = await apply_topics(stack.bootstrap_servers, prefix=prefix, specs=[grown])
+        (repaired,) = await apply_topics(stack, prefix=prefix, specs=[grown])
         assert repaired.action is Action.UPDATED
         assert any(d.startswith("retention.ms: 1000 ->") for d in repaired.details)
         assert "partitions: 2 -> 4" in repaired.details
-        actual = (await _configs(stack.bootstrap_servers, [f"{prefix}probe"]))[f"{prefix}probe"]
+        actual = (await _configs(stack, [f"{prefix}probe"]))[f"{prefix}probe"]
         assert actual["retention.ms"] == str(366 * 24 * 3600 * 1000)
         assert actual["max.compaction.lag.ms"] == spec.configs()["max.compaction.lag.ms"]
         assert actual["partitions"] == "4"
@@ -92,7 +89,7 @@ async def test_record_and_tombstone_round_trip_through_kafka(
     codec = default_codec()
     topic = kafka_settings.topic("ingest.incidents")
     record = incident("PL0900-2026099999", version=3)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")
+    producer = kafka_clients.producer(kafka_settings, acks="all")
     await producer.start()
     try:
         key = record["registration_number"].encode()
@@ -101,9 +98,9 @@ async def test_record_and_tombstone_round_trip_through_kafka(
     finally:
         await producer.stop()
 
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_clients.consumer(
+        kafka_settings,
         topic,
-        bootstrap_servers=kafka_settings.bootstrap_servers,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

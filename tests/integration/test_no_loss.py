@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from dagmonitor import kafka_clients
 from dagmonitor.codec import DEAD_LETTER, INCIDENT_EVENT, default_codec
 from dagmonitor.jsonio import record_from_json
 from dagmonitor.settings import DagmonitorSettings
@@ -110,9 +111,7 @@ async def _prefill_changelog(settings: DagmonitorSettings, service: str) -> None
     """A large table to restore: entries for keys no input uses, on every partition."""
     _, _, table, value = ROUTES[service]
     topic = f"{settings.group(service)}-{table}-changelog"
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=20
-    )
+    producer = kafka_clients.producer(settings, acks="all", linger_ms=20)
     await producer.start()
     try:
         from dagmonitor import topics
@@ -145,8 +144,8 @@ class Publisher:
         return self
 
     async def _run(self) -> None:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+        producer = kafka_clients.producer(
+            self.settings,
             acks="all",
             enable_idempotence=True,
             request_timeout_ms=60_000,
@@ -183,9 +182,7 @@ async def _partitions(consumer: AIOKafkaConsumer, physical: str) -> list[TopicPa
 
 async def _read_raw(settings: DagmonitorSettings, topic: str) -> list[Raw]:
     """Every record of a topic up to its current end, with partition and offset."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, group_id=None
-    )
+    consumer = kafka_clients.consumer(settings, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         tps = await _partitions(consumer, settings.topic(topic))
@@ -204,8 +201,8 @@ async def _read_raw(settings: DagmonitorSettings, topic: str) -> list[Raw]:
 
 async def _caught_up(settings: DagmonitorSettings, service: str, topic: str) -> bool:
     """The service's group has committed the end of every partition of ``topic``."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+    consumer = kafka_clients.consumer(
+        settings,
         group_id=settings.group(service),
         enable_auto_commit=False,
     )

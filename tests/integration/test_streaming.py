@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from dagmonitor import kafka_clients
 from dagmonitor.codec import DEAD_LETTER, ESCALATION, default_codec
 from dagmonitor.deadletter import DeadLetters
 from dagmonitor.rejection import Reason
@@ -37,12 +37,12 @@ async def test_good_bad_rejected_and_transient_records(stack: DagmonitorSettings
 
     settings = DagmonitorSettings.load(topic_prefix=f"stream-{uuid.uuid4().hex[:8]}.")
     specs = [get("escalations.approved"), get("pipeline.deadletter")]
-    await apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix, specs=specs)
+    await apply_topics(settings, specs=specs)
 
     producer = new_producer(settings, "test")
     await producer.start()
     outputs = Outputs(producer, settings, "test")
-    raw = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    raw = kafka_clients.producer(settings)
     await raw.start()
     topic = settings.topic("escalations.approved")
     try:
@@ -90,9 +90,9 @@ async def test_good_bad_rejected_and_transient_records(stack: DagmonitorSettings
 
     # Both bad records are on the dead-letter topic with their reason codes.
     codec = default_codec()
-    reader = AIOKafkaConsumer(
+    reader = kafka_clients.consumer(
+        settings,
         settings.topic("pipeline.deadletter"),
-        bootstrap_servers=settings.bootstrap_servers,
         auto_offset_reset="earliest",
         group_id=None,
     )

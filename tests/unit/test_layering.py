@@ -34,6 +34,7 @@ DOMAIN = frozenset(
         "services.classifier.annex",
         "services.classifier.escalation",
         "services.classifier.policy",
+        "services.classifier.versions",
         "services.distributor.entitlements",
         "services.distributor.reports",
         "services.distributor.schedule",

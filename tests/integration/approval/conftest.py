@@ -18,10 +18,10 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from dagmonitor import kafka_clients
 from dagmonitor.codec import APPROVAL_REQUEST, default_codec
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.telemetry import health_app
@@ -114,15 +114,14 @@ def approval_kafka(stack: DagmonitorSettings) -> Iterator[DagmonitorSettings]:
 
     settings = DagmonitorSettings.load(topic_prefix=f"approval-test-{uuid.uuid4().hex[:8]}.")
     specs = [get(name) for name in APPROVAL_TOPICS]
-    asyncio.run(apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix, specs=specs))
+    asyncio.run(apply_topics(settings, specs=specs))
     yield settings
     asyncio.run(_delete_topics(settings))
 
 
 async def _delete_topics(settings: DagmonitorSettings) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = kafka_clients.admin(settings)
     await admin.start()
     try:
         await admin.delete_topics([settings.topic(name) for name in APPROVAL_TOPICS])
@@ -214,15 +213,15 @@ async def read_topics(
     """Every committed record of ``names`` from the beginning up to their current end."""
     codec = default_codec()
     names = list(names)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    producer = kafka_clients.producer(settings)
     await producer.start()
     try:
         partitions = await partitions_of(producer, settings, names)
     finally:
         await producer.stop()
     by_physical = {settings.topic(n): n for n in names}
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+    consumer = kafka_clients.consumer(
+        settings,
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",

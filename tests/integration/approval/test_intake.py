@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
+from dagmonitor import kafka_clients
 from dagmonitor.codec import default_codec
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.streaming import Outputs, new_producer
@@ -52,7 +52,7 @@ async def test_requests_are_stored_once_tombstones_erase_and_bad_ones_dead_lette
 
     producer = new_producer(settings, "test")
     await producer.start()
-    raw = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    raw = kafka_clients.producer(settings)
     await raw.start()
     out = Outputs(producer, settings, "test")
     try:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from dagmonitor import kafka_clients
 from dagmonitor.codec import INCIDENT_EVENT, default_codec
 from dagmonitor.settings import DagmonitorSettings
 from services.classifier.app import Classifier
@@ -155,7 +156,7 @@ async def _wait_for_supplements(dispatcher: Any) -> list[Any]:
 async def test_completeness_follows_the_committed_offsets_stage_by_stage(
     fresh_settings: DagmonitorSettings,
 ) -> None:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
     settings = fresh_settings
     completeness = Completeness(settings, poll_seconds=0.1)
@@ -166,8 +167,8 @@ async def test_completeness_follows_the_committed_offsets_stage_by_stage(
     assert not await completeness.wait(due, timeout=1.0)
 
     async def commit_to(service: str, topic: str, ends: dict[int, int] | None = None) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+        consumer = kafka_clients.consumer(
+            settings,
             group_id=settings.group(service),
             enable_auto_commit=False,
         )
@@ -183,7 +184,7 @@ async def test_completeness_follows_the_committed_offsets_stage_by_stage(
             await consumer.stop()
 
     # Ingest committing only what came before the due time is enough for the first stage.
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = kafka_clients.consumer(settings)
     await consumer.start()
     try:
         tps = [TopicPartition(settings.topic("bvh.incidents"), p) for p in range(6)]

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from dagmonitor import kafka_clients
 from dagmonitor.codec import PROVISION, default_codec
 from dagmonitor.streaming import Outputs, new_producer
 from dagmonitor.topic_admin import apply_topics
@@ -54,9 +54,9 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) 
 async def read_provisions(settings: DistributorSettings, expected: int) -> list[dict[str, object]]:
     """Every record on this prefix's provisions topic (waits for ``expected``, then 1 s more)."""
     codec = default_codec()
-    reader = AIOKafkaConsumer(
+    reader = kafka_clients.consumer(
+        settings,
         settings.topic("distribution.provisions"),
-        bootstrap_servers=settings.bootstrap_servers,
         auto_offset_reset="earliest",
         group_id=None,
     )
@@ -98,7 +98,7 @@ async def test_consumed_records_reach_exactly_the_entitled_recipients_and_the_re
 ) -> None:
     settings = make_settings(topic_prefix=f"dist-{uuid.uuid4().hex[:8]}.")
     specs = [get(t) for t in [*INPUTS, "distribution.provisions", "pipeline.deadletter"]]
-    await apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix, specs=specs)
+    await apply_topics(settings, specs=specs)
 
     producer = new_producer(settings, "test")
     await producer.start()
@@ -127,7 +127,7 @@ async def test_consumed_records_reach_exactly_the_entitled_recipients_and_the_re
         await outputs.send(
             "vehicles.signals", f"{vehicle['registration_number']}:{vehicle['plate']}", vehicle
         )
-        raw = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+        raw = kafka_clients.producer(settings)
         await raw.start()
         await raw.send_and_wait(settings.topic("persons.approved"), b"not avro", key=b"junk")
         await raw.stop()

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
+from dagmonitor import kafka_clients
 from dagmonitor.settings import REPO_ROOT
 from dagmonitor.streaming import Outputs, new_producer
 from services.distributor.app import open_store
@@ -238,9 +238,9 @@ async def test_relay_crash_between_publish_and_mark_publishes_once(
         await producer.stop()
         await store.pool.close()
 
-    reader = AIOKafkaConsumer(
+    reader = kafka_clients.consumer(
+        settings,
         settings.topic("distribution.provisions"),
-        bootstrap_servers=settings.bootstrap_servers,
         auto_offset_reset="earliest",
         group_id=None,
     )

@@ -18,13 +18,11 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from dagmonitor import topics
+from dagmonitor import kafka_clients, topics
 from dagmonitor.codec import default_codec
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.streaming import RecordConsumer
@@ -67,9 +65,9 @@ async def _prefixed_topics(fast: bool) -> AsyncIterator[DagmonitorSettings]:
         replace(spec, extra_config=FAST_COMPACTION) if fast and spec.compacted else spec
         for spec in topics.TOPICS
     ]
-    await apply_topics(settings.bootstrap_servers, prefix=settings.topic_prefix, specs=specs)
+    await apply_topics(settings, specs=specs)
     yield settings
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = kafka_clients.admin(settings)
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
@@ -165,7 +163,7 @@ class Record:
 async def produce(settings: DagmonitorSettings, records: Iterable[Record]) -> None:
     """Produce ``records`` in order, with their timestamps, encoded with the topic's schema."""
     codec = default_codec()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = kafka_clients.producer(settings, acks="all")
     await producer.start()
     try:
         for r in records:
@@ -189,9 +187,7 @@ class Read:
 async def read_topic(settings: DagmonitorSettings, topic: str) -> list[Read]:
     """Every record of ``topic`` from the beginning up to its end when the call began."""
     name = settings.topic(topic)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False
-    )
+    consumer = kafka_clients.consumer(settings, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(name, p) for p in range(topics.get(topic).partitions)]

@@ -1,0 +1,36 @@
+"""The one place Kafka clients are made.
+
+Every producer, consumer and admin client — of the services, the CLI, the benchmarks and the
+tests — gets the deployment's connection options from the settings here (bootstrap servers,
+and on ``SASL_SSL`` the SCRAM-SHA-512 login and the brokers' CA), so none can forget them.
+``options`` are aiokafka's own keyword arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from dagmonitor.settings import DagmonitorSettings
+
+
+def producer(settings: DagmonitorSettings, **options: Any) -> AIOKafkaProducer:
+    """A producer as aiokafka makes it by default, connected as the settings say."""
+    return AIOKafkaProducer(**settings.kafka_client_options(), **options)
+
+
+def reliable_producer(settings: DagmonitorSettings, client_id: str) -> AIOKafkaProducer:
+    """The services' producer: idempotent, waiting for every in-sync replica."""
+    return producer(settings, client_id=client_id, acks="all", enable_idempotence=True, linger_ms=5)
+
+
+def consumer(settings: DagmonitorSettings, *topics: str, **options: Any) -> AIOKafkaConsumer:
+    """A consumer (subscribed to ``topics`` when given), connected as the settings say."""
+    return AIOKafkaConsumer(*topics, **settings.kafka_client_options(), **options)
+
+
+def admin(settings: DagmonitorSettings, **options: Any) -> AIOKafkaAdminClient:
+    """An admin client, connected as the settings say."""
+    return AIOKafkaAdminClient(**settings.kafka_client_options(), **options)
