@@ -19,6 +19,9 @@ from pathlib import Path
 import asyncpg
 
 from dagmonitor.errors import ConfigError, DagmonitorError
+from dagmonitor.telemetry import get_logger
+
+_log = get_logger(__name__)
 
 _FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -128,3 +131,25 @@ async def create_pool(
     if pool is None:  # pragma: no cover - asyncpg returns a pool or raises
         raise DagmonitorError("could not create a PostgreSQL pool")
     return pool
+
+
+async def apply_migrations(url: str, schema: str, directory: Path) -> list[str]:
+    """Apply the pending migrations of ``directory`` to ``schema``, connected as the login
+    of ``url``; returns the names applied (logged when there are any)."""
+    conn = await asyncpg.connect(url)
+    try:
+        applied = await migrate(conn, schema, directory)
+    finally:
+        await conn.close()
+    if applied:
+        _log.info("migrations_applied", schema=schema, names=applied)
+    return applied
+
+
+async def open_schema(
+    url: str, schema: str, directory: Path, *, max_size: int = 5, role: str | None = None
+) -> asyncpg.Pool:
+    """A service's store connection: migrate its schema (as the login), then a pool on it
+    (as ``role``, when given)."""
+    await apply_migrations(url, schema, directory)
+    return await create_pool(url, schema=schema, min_size=1, max_size=max_size, role=role)

@@ -1,19 +1,23 @@
 """Running one service as a process: logs, tracing, the HTTP endpoints, a clean stop.
 
-Each service's ``app.py`` builds its parts and calls ``run_service`` with a ``body``
-coroutine that works until the ``stop`` event is set (SIGTERM or SIGINT).
+Every service has the same lifecycle: its ``app.py`` builds a ``ServiceParts`` (start,
+run until the ``stop`` event, stop; readiness checks; HTTP routes), and its ``__main__.py``
+calls ``main(name, serve)``, where ``serve`` builds the settings and the parts and awaits
+``serve_parts``. SIGTERM or SIGINT sets ``stop``; the parts are always stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Protocol
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from typing import Any
 
 from aiohttp import web
 
-from dagmonitor.settings import DagmonitorSettings
+from dagmonitor.errors import DagmonitorError
+from dagmonitor.settings import DagmonitorSettings, ServiceSettings
 from dagmonitor.telemetry import (
     ReadinessCheck,
     configure_logging,
@@ -26,22 +30,13 @@ from dagmonitor.telemetry import (
 Body = Callable[[asyncio.Event], Awaitable[None]]
 
 
-class Lifecycle(Protocol):
-    """A service's parts that start, run until told to stop, and stop."""
 
-    async def start(self) -> None: ...
-
-    async def run(self, stop: asyncio.Event) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-def lifecycle_body(parts: Lifecycle) -> Body:
+def lifecycle_body(parts: ServiceParts) -> Body:
     """A ``run_service`` body: start the parts, run them until ``stop``, always stop them."""
 
     async def body(stop: asyncio.Event) -> None:
-        await parts.start()
         try:
+            await parts.start()
             await parts.run(stop)
         finally:
             await parts.stop()
@@ -93,3 +88,52 @@ async def run_service(
     finally:
         await runner.cleanup()
         log.info("service_stopped")
+
+
+class ServiceParts:
+    """The parts of one service. Subclasses implement ``run`` and what else they need."""
+
+    max_request_bytes: int = 1024**2
+    """The largest HTTP request body the service's routes accept."""
+
+    async def start(self) -> None:
+        """Connect to what the service needs (before ``run``); nothing by default."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Release what ``start`` took; called even when ``start`` or ``run`` failed."""
+
+    def checks(self) -> Mapping[str, ReadinessCheck]:
+        """The readiness checks of ``/readyz``."""
+        return {}
+
+    def routes(self) -> Iterable[web.RouteDef]:
+        """The service's own HTTP routes, beside /metrics, /healthz and /readyz."""
+        return ()
+
+
+async def serve_parts(service: str, parts: ServiceParts, settings: ServiceSettings) -> None:
+    """Run ``parts`` as the process of ``service`` until SIGTERM/SIGINT."""
+    await run_service(
+        service=service,
+        settings=settings,
+        host=settings.http_host,
+        port=settings.http_port,
+        body=lifecycle_body(parts),
+        checks=parts.checks(),
+        routes=parts.routes(),
+        client_max_size=parts.max_request_bytes,
+    )
+
+
+def main(service: str, serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``python -m services.<service>``: run ``serve``; a configuration or migration problem
+    (``DagmonitorError``) ends the process with one line and exit code 1, no traceback."""
+    try:
+        asyncio.run(serve())
+    except DagmonitorError as exc:
+        print(f"{service}: {exc}", file=sys.stderr)
+        sys.exit(1)

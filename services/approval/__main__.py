@@ -1,14 +1,7 @@
-"""``python -m services.approval``: run the approval service (see the package docstring)."""
+"""``python -m services.approval`` runs the approval service (see the package docstring)."""
 
-import asyncio
-import sys
-
-from dagmonitor.errors import DagmonitorError
-from services.approval.app import serve
+from dagmonitor.service import main
+from services.approval.app import SERVICE, serve
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(serve())
-    except DagmonitorError as exc:  # configuration or migration problems: one line, exit 1
-        print(f"approval: {exc}", file=sys.stderr)
-        sys.exit(1)
+    main(SERVICE, serve)

@@ -7,12 +7,13 @@ import contextlib
 from pathlib import Path
 
 import asyncpg
+from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from dagmonitor import db
 from dagmonitor.clock import Clock, utc_now
-from dagmonitor.db import create_pool, migrate
 from dagmonitor.deadletter import DeadLetters
-from dagmonitor.service import lifecycle_body, run_service
+from dagmonitor.service import ServiceParts, serve_parts
 from dagmonitor.streaming import TRANSIENT_ERRORS, RecordConsumer, new_producer
 from dagmonitor.telemetry import ReadinessCheck, get_logger
 from services.approval.api import ApprovalApi
@@ -30,14 +31,12 @@ _log = get_logger(__name__)
 
 async def apply_migrations(settings: ApprovalSettings) -> list[str]:
     """Apply the service's pending migrations to its schema (as the login, not the app role)."""
-    conn = await asyncpg.connect(settings.database_url.get_secret_value())
-    try:
-        return await migrate(conn, settings.db_schema, MIGRATIONS)
-    finally:
-        await conn.close()
+    return await db.apply_migrations(
+        settings.database_url.get_secret_value(), settings.db_schema, MIGRATIONS
+    )
 
 
-class ApprovalApp:
+class ApprovalApp(ServiceParts):
     """The service's parts. ``start`` connects; ``run`` works until stopped; ``stop`` closes."""
 
     def __init__(
@@ -62,12 +61,10 @@ class ApprovalApp:
     async def start(self) -> None:
         """Migrate, connect to PostgreSQL and Kafka; the API answers from then on."""
         settings = self.settings
-        applied = await apply_migrations(settings)
-        if applied:
-            _log.info("migrations_applied", schema=settings.db_schema, names=applied)
-        self.pool = await create_pool(
+        self.pool = await db.open_schema(
             settings.database_url.get_secret_value(),
-            schema=settings.db_schema,
+            settings.db_schema,
+            MIGRATIONS,
             role=settings.approval_db_role,
             max_size=settings.approval_db_pool_size + 1,  # +1: the relay's lock connection
         )
@@ -138,18 +135,11 @@ class ApprovalApp:
 
         return {"postgres": postgres, "kafka": kafka}
 
+    def routes(self) -> list[web.RouteDef]:
+        return list(self.api.routes())
+
 
 async def serve(settings: ApprovalSettings | None = None) -> None:
     """Run the approval service until SIGTERM/SIGINT (``python -m services.approval``)."""
     settings = settings or ApprovalSettings.load()
-    app = ApprovalApp(settings)
-
-    await run_service(
-        service=SERVICE,
-        settings=settings,
-        port=settings.http_port,
-        host=settings.http_host,
-        body=lifecycle_body(app),
-        checks=app.checks(),
-        routes=app.api.routes(),
-    )
+    await serve_parts(SERVICE, ApprovalApp(settings), settings)

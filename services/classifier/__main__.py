@@ -1,7 +1,7 @@
-"""``python -m services.classifier`` runs the classifier."""
+"""``python -m services.classifier`` runs the classifier service (see the package docstring)."""
 
-import asyncio
+from dagmonitor.service import main
+from services.classifier.app import SERVICE, serve
 
-from services.classifier.app import main
-
-asyncio.run(main())
+if __name__ == "__main__":
+    main(SERVICE, serve)

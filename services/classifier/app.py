@@ -39,10 +39,11 @@ from dagmonitor.processor import (
     record_key,
     record_time,
 )
-from dagmonitor.service import run_service
+from dagmonitor.service import ServiceParts, serve_parts
 from dagmonitor.telemetry import (
     RECORDS_DROPPED,
     RECORDS_OUT,
+    ReadinessCheck,
     get_logger,
     inject_trace_headers,
 )
@@ -80,7 +81,7 @@ def _b64(data: bytes) -> str:
 _FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
-class Classifier:
+class Classifier(ServiceParts):
     """The classifier's parts, built once per process (or per test)."""
 
     def __init__(self, settings: ClassifierSettings, *, codec: Codec | None = None) -> None:
@@ -115,12 +116,15 @@ class Classifier:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Start, work until ``stop`` is set, stop (the ``body`` of ``run_service``)."""
+        """Start the stream processor, work until ``stop`` is set, stop it."""
         await self.processor.serve(stop)
 
     async def ready(self) -> bool:
         """Ready once every assigned partition's tables are restored."""
         return await self.processor.ready()
+
+    def checks(self) -> dict[str, ReadinessCheck]:
+        return {"kafka": self.ready}
 
     # -- output ----------------------------------------------------------------------------
 
@@ -285,15 +289,7 @@ class Classifier:
         await self._carry_out(batch, self.notice_outputs, key, step, decision, emit)
 
 
-async def main(settings: ClassifierSettings | None = None) -> None:
-    """Run the classifier until SIGTERM."""
+async def serve(settings: ClassifierSettings | None = None) -> None:
+    """Run the classifier until SIGTERM (``python -m services.classifier``)."""
     settings = settings or ClassifierSettings.load()
-    classifier = Classifier(settings)
-    await run_service(
-        service=SERVICE,
-        settings=settings,
-        host=settings.http_host,
-        port=settings.http_port,
-        body=classifier.run,
-        checks={"kafka": classifier.ready},
-    )
+    await serve_parts(SERVICE, Classifier(settings), settings)

@@ -1,16 +1,7 @@
-"""``python -m services.distributor``: run the distributor service."""
+"""``python -m services.distributor`` runs the distributor service (see the package docstring)."""
 
-from __future__ import annotations
-
-import asyncio
-import sys
-
-from dagmonitor.errors import DagmonitorError
-from services.distributor.app import main
+from dagmonitor.service import main
+from services.distributor.app import SERVICE, serve
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except DagmonitorError as exc:
-        print(f"distributor: {exc}", file=sys.stderr)
-        sys.exit(1)
+    main(SERVICE, serve)

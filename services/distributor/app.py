@@ -7,18 +7,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from dagmonitor.clock import Checkpoint, Clock, no_checkpoint, utc_now
-from dagmonitor.db import create_pool, migrate
+from dagmonitor.db import open_schema
 from dagmonitor.deadletter import DeadLetters
-from dagmonitor.service import run_service
+from dagmonitor.service import ServiceParts, serve_parts
 from dagmonitor.streaming import Outputs, RecordConsumer, new_producer
-from dagmonitor.telemetry import get_logger
+from dagmonitor.telemetry import ReadinessCheck, get_logger
 from services.distributor.completeness import Completeness
 from services.distributor.config import DistributorSettings
 from services.distributor.dispatch import Dispatcher
@@ -37,15 +35,10 @@ _log = get_logger(__name__)
 async def open_store(settings: DistributorSettings) -> Store:
     """Migrate the schema and open a pool on it."""
     url = settings.database_url.get_secret_value()
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn, settings.db_schema, MIGRATIONS)
-    finally:
-        await conn.close()
-    return Store(await create_pool(url, schema=settings.db_schema, min_size=1, max_size=8))
+    return Store(await open_schema(url, settings.db_schema, MIGRATIONS, max_size=8))
 
 
-class Distributor:
+class Distributor(ServiceParts):
     """All parts of the running service; ``start``, ``run(stop)``, ``close``."""
 
     def __init__(
@@ -130,7 +123,7 @@ class Distributor:
                 _log.error("part_crashed", part=task.get_name(), error=type(result).__name__)
                 raise result
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         if self.consumer is not None:
             await self.consumer.stop()
         if self.producer is not None:
@@ -144,24 +137,11 @@ class Distributor:
     async def postgres_ready(self) -> bool:
         return self.store is not None and await self.store.ping()
 
+    def checks(self) -> dict[str, ReadinessCheck]:
+        return {"kafka": self.kafka_ready, "postgres": self.postgres_ready}
 
-async def main() -> None:
-    settings = DistributorSettings.load()
-    distributor = Distributor(settings)
 
-    async def body(stop: asyncio.Event) -> None:
-        try:
-            await distributor.start()
-            await distributor.run(stop)
-        finally:
-            with contextlib.suppress(Exception):
-                await distributor.close()
-
-    await run_service(
-        service=SERVICE,
-        settings=settings,
-        host=settings.http_host,
-        port=settings.http_port,
-        body=body,
-        checks={"kafka": distributor.kafka_ready, "postgres": distributor.postgres_ready},
-    )
+async def serve(settings: DistributorSettings | None = None) -> None:
+    """Run the distributor until SIGTERM/SIGINT (``python -m services.distributor``)."""
+    settings = settings or DistributorSettings.load()
+    await serve_parts(SERVICE, Distributor(settings), settings)

@@ -1,7 +1,7 @@
-"""``python -m services.ingest`` runs the ingest service."""
+"""``python -m services.ingest`` runs the ingest service (see the package docstring)."""
 
-import asyncio
+from dagmonitor.service import main
+from services.ingest.app import SERVICE, serve
 
-from services.ingest.app import main
-
-asyncio.run(main())
+if __name__ == "__main__":
+    main(SERVICE, serve)

@@ -11,16 +11,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from aiohttp import web
+
 from dagmonitor import topics
 from dagmonitor.clock import Clock, utc_now
 from dagmonitor.codec import Codec, default_codec
 from dagmonitor.processor import Batch, Record, StreamProcessor, Table, record_headers
 from dagmonitor.rejection import Reason
-from dagmonitor.service import run_service
+from dagmonitor.service import ServiceParts, serve_parts
 from dagmonitor.streaming import RecordRejected
 from dagmonitor.telemetry import (
     RECORDS_DROPPED,
     RECORDS_OUT,
+    ReadinessCheck,
     get_logger,
     inject_trace_headers,
 )
@@ -33,13 +36,14 @@ SERVICE = "ingest"
 _log = get_logger(__name__)
 
 
-class Ingest:
+class Ingest(ServiceParts):
     """The ingest service's parts, built once per process (or per test)."""
 
     def __init__(
         self, settings: IngestSettings, *, clock: Clock = utc_now, codec: Codec | None = None
     ) -> None:
         self.settings = settings
+        self.max_request_bytes = settings.ingest_max_body_bytes
         self.clock = clock
         self.codec = codec or default_codec()
         self.processor = StreamProcessor(
@@ -59,12 +63,18 @@ class Ingest:
             )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Start, work until ``stop`` is set, stop (the ``body`` of ``run_service``)."""
+        """Start the stream processor, work until ``stop`` is set, stop it."""
         await self.processor.serve(stop)
 
     async def ready(self) -> bool:
         """Ready once every assigned partition's dedupe table is restored."""
         return await self.processor.ready()
+
+    def checks(self) -> dict[str, ReadinessCheck]:
+        return {"kafka": self.ready}
+
+    def routes(self) -> list[web.RouteDef]:
+        return routes(self)
 
     def can_publish(self) -> bool:
         """The HTTP API needs only the producer, not restored tables."""
@@ -134,17 +144,7 @@ class Ingest:
         )
 
 
-async def main(settings: IngestSettings | None = None) -> None:
-    """Run the ingest service until SIGTERM."""
+async def serve(settings: IngestSettings | None = None) -> None:
+    """Run the ingest service until SIGTERM (``python -m services.ingest``)."""
     settings = settings or IngestSettings.load()
-    ingest = Ingest(settings)
-    await run_service(
-        service=SERVICE,
-        settings=settings,
-        host=settings.http_host,
-        port=settings.http_port,
-        body=ingest.run,
-        checks={"kafka": ingest.ready},
-        routes=routes(ingest),
-        client_max_size=settings.ingest_max_body_bytes,
-    )
+    await serve_parts(SERVICE, Ingest(settings), settings)

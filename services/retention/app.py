@@ -17,10 +17,10 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from dagmonitor import db
 from dagmonitor.clock import Checkpoint, Clock, last_daily_run, no_checkpoint, utc_now
-from dagmonitor.db import create_pool, migrate
 from dagmonitor.deadletter import DeadLetters
-from dagmonitor.service import lifecycle_body, run_service
+from dagmonitor.service import ServiceParts, serve_parts
 from dagmonitor.streaming import TRANSIENT_ERRORS, Incoming, RecordConsumer, new_producer
 from dagmonitor.telemetry import ReadinessCheck, get_logger
 from services.retention.config import RetentionSettings
@@ -46,25 +46,15 @@ _log = get_logger(__name__)
 
 async def apply_migrations(settings: RetentionSettings) -> list[str]:
     """Apply the service's pending migrations to its schema."""
-    conn = await asyncpg.connect(settings.database_url.get_secret_value())
-    try:
-        return await migrate(conn, settings.db_schema, MIGRATIONS)
-    finally:
-        await conn.close()
+    return await db.apply_migrations(
+        settings.database_url.get_secret_value(), settings.db_schema, MIGRATIONS
+    )
 
 
 async def open_store(settings: RetentionSettings, *, max_size: int = 5) -> Store:
     """Migrate the schema and open a pool on it."""
-    applied = await apply_migrations(settings)
-    if applied:
-        _log.info("migrations_applied", schema=settings.db_schema, names=applied)
-    pool = await create_pool(
-        settings.database_url.get_secret_value(),
-        schema=settings.db_schema,
-        min_size=1,
-        max_size=max_size,
-    )
-    return Store(pool)
+    url = settings.database_url.get_secret_value()
+    return Store(await db.open_schema(url, settings.db_schema, MIGRATIONS, max_size=max_size))
 
 
 @asynccontextmanager
@@ -87,7 +77,7 @@ async def open_sweeper(
         await store.pool.close()
 
 
-class RetentionApp:
+class RetentionApp(ServiceParts):
     """All parts of the running service; ``start``, ``run(stop)``, ``stop``.
 
     ``clock`` gives the sweep's "now" and drives the daily schedule (tests move it by hand);
@@ -242,13 +232,4 @@ class RetentionApp:
 async def serve(settings: RetentionSettings | None = None) -> None:
     """Run the retention service until SIGTERM/SIGINT (``python -m services.retention``)."""
     settings = settings or RetentionSettings.load()
-    app = RetentionApp(settings)
-
-    await run_service(
-        service=SERVICE,
-        settings=settings,
-        port=settings.http_port,
-        host=settings.http_host,
-        body=lifecycle_body(app),
-        checks=app.checks(),
-    )
+    await serve_parts(SERVICE, RetentionApp(settings), settings)

@@ -45,7 +45,7 @@ def test_up_again_reuses_the_running_stack(stack: DagmonitorSettings) -> None:
 
 def test_status_command_reports_every_server_up(stack: DagmonitorSettings) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "dagmonitor", "status"],
+        [sys.executable, "-m", "dagmonitor_cli", "status"],
         capture_output=True,
         text=True,
         check=False,

@@ -114,7 +114,7 @@ async def test_a_report_waits_for_a_late_pipeline_or_goes_out_provisional(
                 await distributor.sender.send_due()
             extra = await _daily_mails(settings, "supplement", f"{day.isoformat()}.aanvulling-1")
     finally:
-        await distributor.close()
+        await distributor.stop()
     assert len(mails) == 3  # one per entitled role
     for subject, records in mails:
         if catches_up:

@@ -184,7 +184,7 @@ async def test_consumed_records_reach_exactly_the_entitled_recipients_and_the_re
     finally:
         stop.set()
         await asyncio.gather(*tasks)
-        await distributor.close()
+        await distributor.stop()
 
     mails = smtp_server.mails()
     grouped = by_category(mails)

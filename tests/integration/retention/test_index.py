@@ -62,8 +62,11 @@ async def test_index_keeps_the_first_provision_forgets_on_tombstones_and_replays
 ) -> None:
     prefixed = prefixed_as_in_production
     topic = "escalations.approved"
-    t1 = now_ms() - timedelta(days=20)
-    t2, t3, t4 = (t1 + timedelta(days=d) for d in (1, 2, 3))
+    # Hours, not days, in the past: a segment rolls when its first record is older than
+    # segment.ms (a day), by the records' own timestamps, and the cleaner may then compact
+    # ``first``'s older value away before the index read it (it did, 1 run in 3).
+    t1 = now_ms() - timedelta(hours=4)
+    t2, t3, t4 = (t1 + timedelta(hours=h) for h in (1, 2, 3))
     first, withdrawn, again, junk = (f"{n}{uuid.uuid4().hex[:4].upper()}" for n in range(4))
     marker = roll_keys(3)[0]
     records = [

@@ -273,7 +273,7 @@ async def test_sweep_deletes_exactly_the_expired_records_on_every_topic_and_in_e
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await retention.stop()
-        await distributor.close()
+        await distributor.stop()
         await approval.stop()
 
 
