@@ -50,6 +50,7 @@ from dagmonitor.codec import Codec, default_codec
 from dagmonitor.deadletter import DeadLetters, Source
 from dagmonitor.errors import CodecError
 from dagmonitor.rejection import Reason, reason_for
+from dagmonitor.retry import Backoff, pause
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.streaming import CONSUMER_LAG, TRANSIENT_ERRORS, RecordRejected
 from dagmonitor.telemetry import PROCESSING_SECONDS, RECORDS_IN, extract_trace_context, get_logger
@@ -411,7 +412,7 @@ class StreamProcessor:
             # else: revoked meanwhile; the new owner handles them from the committed offset.
         if not batches:
             return
-        delay = self._backoff[0]
+        backoff = Backoff(*self._backoff)
         while True:
             batch = Batch(self.producer)
             try:
@@ -424,8 +425,7 @@ class StreamProcessor:
                 _log.warning("transient_failure_retrying_batch", error=type(exc).__name__)
                 if stop.is_set():
                     raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._backoff[1])
+                await pause(stop, backoff.next())
         await self._commit(batches, stop)
 
     async def _one(self, record: Record, batch: Batch) -> None:
@@ -459,7 +459,7 @@ class StreamProcessor:
 
     async def _commit(self, batches: Mapping[TopicPartition, list[Record]], stop: Any) -> None:
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
-        delay = self._backoff[0]
+        backoff = Backoff(*self._backoff)
         while True:
             try:
                 await self.consumer.commit(offsets)
@@ -474,8 +474,7 @@ class StreamProcessor:
                 if stop.is_set():
                     raise
                 _log.warning("commit_failed_retrying", error=type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._backoff[1])
+                await pause(stop, backoff.next())
         for tp, records in batches.items():
             source = self._routes[tp.topic].source
             self.handled[source] += len(records)
@@ -513,7 +512,7 @@ class StreamProcessor:
 
     async def _restore(self, tps: set[TopicPartition], generation: int) -> None:
         """Bring the tables of ``tps`` up to their changelogs' ends, then resume them."""
-        delay = self._backoff[0]
+        backoff = Backoff(*self._backoff)
         while True:
             try:
                 needed = {
@@ -527,8 +526,7 @@ class StreamProcessor:
                 raise
             except Exception as exc:
                 _log.warning("restore_failed_retrying", error=type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._backoff[1])
+                await pause(None, backoff.next())
         if generation != self._restore_generation:
             return  # another rebalance came first; its own restore resumes the partitions
         current = tps & self._assigned

@@ -31,6 +31,7 @@ from dagmonitor.codec import Codec, default_codec
 from dagmonitor.deadletter import DeadLetters, Source
 from dagmonitor.errors import CodecError, DagmonitorError
 from dagmonitor.rejection import Reason, reason_for
+from dagmonitor.retry import Backoff, pause
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.telemetry import (
     PROCESSING_SECONDS,
@@ -206,7 +207,7 @@ class RecordConsumer:
     async def _commit(self, tp: TopicPartition, offset: int, stop: asyncio.Event) -> None:
         """Commit ``offset``; a commit the group refuses after a rebalance is not an error
         (the partition's new owner handles those records again, idempotently)."""
-        delay = self._backoff[0]
+        backoff = Backoff(*self._backoff)
         while True:
             try:
                 await self.consumer.commit({tp: offset})
@@ -218,13 +219,12 @@ class RecordConsumer:
                 if stop.is_set():
                     raise
                 _log.warning("commit_failed_retrying", error=type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._backoff[1])
+                await pause(stop, backoff.next())
 
     async def _handle_with_retry(
         self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event
     ) -> None:
-        delay = self._backoff[0]
+        backoff = Backoff(*self._backoff)
         while True:
             try:
                 await self._handle(record)
@@ -236,10 +236,9 @@ class RecordConsumer:
                     topic=record.topic,
                     partition=record.partition,
                     offset=record.offset,
-                    retry_in_s=round(delay, 2),
+                    retry_in_s=round(delay := backoff.next(), 2),
                 )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._backoff[1])
+                await pause(stop, delay)
                 if stop.is_set():
                     raise
 

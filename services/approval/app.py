@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 import asyncpg
@@ -13,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from dagmonitor import db
 from dagmonitor.clock import Clock, utc_now
 from dagmonitor.deadletter import DeadLetters
+from dagmonitor.retry import pause
 from dagmonitor.service import ServiceParts, serve_parts
 from dagmonitor.streaming import TRANSIENT_ERRORS, RecordConsumer, new_producer
 from dagmonitor.telemetry import ReadinessCheck, get_logger
@@ -106,8 +106,7 @@ class ApprovalApp(ServiceParts):
                     await self.workflow.refresh_metrics()
                 except TRANSIENT_ERRORS as exc:
                     _log.warning("sweep_failed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+            await pause(stop, interval)
 
     async def stop(self) -> None:
         self.workflow = None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from dagmonitor.clock import Checkpoint, Clock, no_checkpoint, utc_now
+from dagmonitor.retry import Backoff
 from dagmonitor.streaming import Outputs, new_producer
 from services.distributor.app import SERVICE, open_store
 from services.distributor.config import DistributorSettings
@@ -80,10 +81,8 @@ async def report_on_demand(
         else:
             outcome = await dispatcher.ensure_hotspots(day)
         await sender.recover()
-        backoff_total = sum(
-            min(settings.smtp_backoff_max_seconds, settings.smtp_backoff_initial_seconds * 2**i)
-            for i in range(settings.smtp_max_attempts)
-        )
+        backoff = Backoff(settings.smtp_backoff_initial_seconds, settings.smtp_backoff_max_seconds)
+        backoff_total = sum(backoff.delay(n) for n in range(1, settings.smtp_max_attempts + 1))
         in_force = await drain(
             sender, store, outcome.kind, outcome.period, deadline_s=backoff_total + 120
         )

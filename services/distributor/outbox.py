@@ -5,7 +5,7 @@ A message is stored, with its final bytes and its deterministic Message-ID, befo
 conversation; the states a stored message goes through are::
 
     pending --claim--> sending --250--> sent          (body dropped, provision written)
-       ^                 |  \\--error--> pending        (retry after exponential backoff)
+       ^                 |  \\--error--> pending        (retry after ``retry.Backoff``)
        |                 |   \\-error, attempts used up--> failed (retried much later)
        \\--recovery-------/     (a 'sending' row whose sender died: re-sent, same Message-ID)
 """
@@ -66,8 +66,3 @@ def address(
         body=compose(rendered, recipient, sender=sender, message_id_=mid, date=date),
         records=rendered.records,
     )
-
-
-def retry_delay(attempts: int, initial: float, maximum: float) -> float:
-    """Seconds to wait after the ``attempts``-th failed attempt (1, 2, ...): doubling, capped."""
-    return float(min(maximum, initial * 2 ** max(0, attempts - 1)))

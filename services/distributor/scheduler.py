@@ -9,10 +9,10 @@ suspended machine or a wall-clock jump delays a run by a minute at most.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime
 
 from dagmonitor.clock import Clock, last_daily_run, local_date, next_daily_run, utc_now
+from dagmonitor.retry import Backoff, pause
 from dagmonitor.streaming import TRANSIENT_ERRORS
 from dagmonitor.telemetry import get_logger
 from services.distributor.completeness import Completeness
@@ -64,15 +64,15 @@ class Scheduler:
             await self._dispatcher.ensure_hotspots(day, gate)
 
     async def _run_reports_retrying(self, run_at: datetime, stop: asyncio.Event) -> None:
-        delay = 1.0
+        backoff = Backoff(1.0, 60.0)
         while not stop.is_set():
             try:
                 await self.run_reports(run_at)
                 return
             except TRANSIENT_ERRORS as exc:
+                delay = backoff.next()
                 _log.warning("report_run_retrying", error=type(exc).__name__, retry_in_s=delay)
-                await _sleep(stop, delay)
-                delay = min(delay * 2, 60.0)
+                await pause(stop, delay)
 
     async def run_daily(self, stop: asyncio.Event) -> None:
         settings = self._settings
@@ -85,7 +85,7 @@ class Scheduler:
                 remaining = (run_at - self._clock()).total_seconds()
                 if remaining <= 0:
                     break
-                await _sleep(stop, min(remaining, self._slice))
+                await pause(stop, min(remaining, self._slice))
             if not stop.is_set():
                 await self._run_reports_retrying(run_at, stop)
 
@@ -98,7 +98,7 @@ class Scheduler:
                 await self._dispatcher.ensure_supplements()
             except TRANSIENT_ERRORS as exc:
                 _log.warning("supplement_run_failed", error=type(exc).__name__)
-            await _sleep(stop, poll)
+            await pause(stop, poll)
 
     async def run_notices(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -106,9 +106,4 @@ class Scheduler:
                 await self._dispatcher.batch_notices()
             except TRANSIENT_ERRORS as exc:
                 _log.warning("notice_batch_failed", error=type(exc).__name__)
-            await _sleep(stop, self._settings.notice_interval_seconds)
-
-
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+            await pause(stop, self._settings.notice_interval_seconds)

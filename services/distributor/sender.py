@@ -28,6 +28,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from dagmonitor.clock import Checkpoint, Clock, local_date, no_checkpoint, utc_now
+from dagmonitor.retry import Backoff, pause
 from dagmonitor.telemetry import get_logger, links_to
 from services.distributor.config import DistributorSettings
 from services.distributor.entitlements import LEGAL_BASIS, Category, purpose_of
@@ -42,7 +43,6 @@ from services.distributor.metrics import (
     PROVISIONS,
     PROVISIONS_BLOCKED,
 )
-from services.distributor.outbox import retry_delay
 from services.distributor.schedule import covenant_days_remaining, provision_allowed
 from services.distributor.smtp import SmtpSession
 from services.distributor.store import Claimed, Store
@@ -239,9 +239,9 @@ class OutboxSender:
         retry_in = (
             settings.smtp_failed_retry_seconds
             if give_up
-            else retry_delay(
-                attempts, settings.smtp_backoff_initial_seconds, settings.smtp_backoff_max_seconds
-            )
+            else Backoff(
+                settings.smtp_backoff_initial_seconds, settings.smtp_backoff_max_seconds
+            ).delay(attempts)
         )
         await self._store.mark_attempt_failed(
             conn,
@@ -291,13 +291,4 @@ class OutboxSender:
                 await self.update_backlog()
             except TRANSIENT_ERRORS as exc:
                 _log.warning("outbox_round_failed", error=type(exc).__name__)
-            await _wait_any(stop, self.wake, self._settings.outbox_poll_seconds)
-
-
-async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+            await pause(stop, self._settings.outbox_poll_seconds, wake=self.wake)

@@ -8,7 +8,6 @@ segment rolls and gauges.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -20,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from dagmonitor import db
 from dagmonitor.clock import Checkpoint, Clock, last_daily_run, no_checkpoint, utc_now
 from dagmonitor.deadletter import DeadLetters
+from dagmonitor.retry import pause
 from dagmonitor.service import ServiceParts, serve_parts
 from dagmonitor.streaming import TRANSIENT_ERRORS, Incoming, RecordConsumer, new_producer
 from dagmonitor.telemetry import ReadinessCheck, get_logger
@@ -164,8 +164,7 @@ class RetentionApp(ServiceParts):
                 # Kafka or PostgreSQL away: the next tick tries again (a half-done sweep
                 # resumes where it stopped, see sweep.py).
                 _log.warning("schedule_tick_failed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.settings.retention_tick_seconds)
+            await pause(stop, self.settings.retention_tick_seconds)
 
     async def sweep_if_due(self) -> str | None:
         """Sweep when due; returns the trigger of the sweep it ran, or None.

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from services.distributor.entitlements import Category, Recipient, Role
 from services.distributor.mail import message_id, provision_id
-from services.distributor.outbox import address, retry_delay
+from services.distributor.outbox import address
 from services.distributor.rendering import RecordRef, render_daily, render_hotspots, render_notices
 from services.distributor.reports import (
     Entry,
@@ -154,7 +154,3 @@ def test_identity_is_deterministic_per_report_and_recipient() -> None:
     assert (
         len("Message-ID: " + message_id("hotspots", "p", "a@b", "dagmonitor.example.invalid")) <= 78
     )
-
-
-def test_retry_delay_doubles_up_to_the_cap() -> None:
-    assert [retry_delay(n, 2, 20) for n in range(1, 6)] == [2, 4, 8, 16, 20]
