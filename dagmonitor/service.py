@@ -30,7 +30,6 @@ from dagmonitor.telemetry import (
 Body = Callable[[asyncio.Event], Awaitable[None]]
 
 
-
 def lifecycle_body(parts: ServiceParts) -> Body:
     """A ``run_service`` body: start the parts, run them until ``stop``, always stop them."""
 
