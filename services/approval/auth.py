@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from dagmonitor.errors import ConfigError
+from dagmonitor.httpauth import bearer_token
 from services.approval.access import Principal
 from services.approval.config import ApprovalSettings
 from services.approval.domain import MAX_ACTOR_LENGTH
@@ -121,10 +122,10 @@ class TokenVerifier:
         """The principal of an ``Authorization: Bearer <jwt>`` header value."""
         if not authorization:
             raise AuthenticationError("missing bearer token")
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(authorization)
+        if token is None:
             raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
-        return self.verify(token.strip())
+        return self.verify(token)
 
     def verify(self, token: str) -> Principal:
         """Check a compact JWT; raises AuthenticationError with a reason safe to show."""

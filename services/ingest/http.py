@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from dagmonitor.errors import CodecError
+from dagmonitor.httpauth import bearer_token
 from dagmonitor.jsonio import InputError, parse_document, record_from_json
 from dagmonitor.telemetry import RECORDS_IN, get_logger
 from dagmonitor.validation import InvalidRecord
@@ -35,9 +36,8 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
     """The routes of the ingest API, bound to one ``Ingest``."""
 
     async def post(request: web.Request, kind: Kind) -> web.Response:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        system = ingest.settings.system_for_token(token.strip()) if scheme == "Bearer" else None
+        token = bearer_token(request.headers.get("Authorization"))
+        system = ingest.settings.system_for_token(token) if token else None
         if system is None:
             response = _problem(401, "unauthorized", "a valid bearer token is required")
             response.headers["WWW-Authenticate"] = 'Bearer realm="dagmonitor-ingest"'

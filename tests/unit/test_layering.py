@@ -24,6 +24,7 @@ DOMAIN = frozenset(
         "dagmonitor.clock",
         "dagmonitor.codec",
         "dagmonitor.errors",
+        "dagmonitor.httpauth",
         "dagmonitor.jsonio",
         "dagmonitor.rejection",
         "dagmonitor.schema_evolution",
