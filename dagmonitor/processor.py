@@ -48,12 +48,11 @@ from prometheus_client import Counter, Gauge
 from dagmonitor import kafka_clients
 from dagmonitor.codec import Codec, default_codec
 from dagmonitor.deadletter import DeadLetters, Source
-from dagmonitor.errors import CodecError
-from dagmonitor.rejection import Reason, reason_for
+from dagmonitor.rejection import Reason, RecordRejected
 from dagmonitor.retry import Backoff, pause
 from dagmonitor.settings import DagmonitorSettings
-from dagmonitor.streaming import CONSUMER_LAG, TRANSIENT_ERRORS, RecordRejected
-from dagmonitor.telemetry import PROCESSING_SECONDS, RECORDS_IN, extract_trace_context, get_logger
+from dagmonitor.streaming import CONSUMER_LAG, TRANSIENT_ERRORS, handle_one
+from dagmonitor.telemetry import get_logger
 from dagmonitor.topics import TopicSpec
 
 _log = get_logger(__name__)
@@ -431,31 +430,16 @@ class StreamProcessor:
     async def _one(self, record: Record, batch: Batch) -> None:
         route = self._routes[record.topic]
         batch.partition = record.partition
-        RECORDS_IN.labels(self.service, route.source).inc()
-        started = time.perf_counter()
-        ctx = extract_trace_context(record.headers)
-        with self._tracer.start_as_current_span(
-            f"{self.service} {route.source}", context=ctx
-        ) as span:
-            span.set_attribute("messaging.kafka.partition", record.partition)
-            span.set_attribute("messaging.kafka.offset", record.offset)
-            try:
-                await route.handler(record, batch)
-            except TRANSIENT_ERRORS:
-                raise
-            except Exception as exc:
-                # A bad record (or a bug met on it): keep it with a reason, move on.
-                if isinstance(exc, RecordRejected):
-                    reason, detail = exc.reason, exc.detail
-                elif isinstance(exc, CodecError):
-                    reason, detail = reason_for(exc), str(exc)
-                else:
-                    _log.exception("handler_failed", source=route.source)
-                    reason, detail = reason_for(exc), f"handler failed: {type(exc).__name__}"
-                where = Source(route.source, record.key, record.partition, record.offset)
-                assert self.dead_letters is not None
-                await self.dead_letters.send(reason, detail, where, record.value)
-        PROCESSING_SECONDS.labels(self.service, route.source).observe(time.perf_counter() - started)
+        assert self.dead_letters is not None
+        await handle_one(
+            lambda: route.handler(record, batch),
+            service=self.service,
+            source=Source(route.source, record.key, record.partition, record.offset),
+            headers=record.headers,
+            value=record.value,
+            dead_letters=self.dead_letters,
+            tracer=self._tracer,
+        )
 
     async def _commit(self, batches: Mapping[TopicPartition, list[Record]], stop: Any) -> None:
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from dagmonitor import errors
+from dagmonitor.errors import DagmonitorError
 
 
 class Reason(StrEnum):
@@ -46,3 +47,15 @@ def reason_for(exc: BaseException) -> Reason:
             return Reason.UNDECODABLE
         case _:
             return Reason.PROCESSING_ERROR
+
+
+class RecordRejected(DagmonitorError):
+    """Raised by a handler for a record that can never be handled: it is dead-lettered.
+
+    ``detail`` must not contain personal data.
+    """
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail

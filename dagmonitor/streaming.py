@@ -29,8 +29,8 @@ from prometheus_client import Gauge
 from dagmonitor import kafka_clients, topics
 from dagmonitor.codec import Codec, default_codec
 from dagmonitor.deadletter import DeadLetters, Source
-from dagmonitor.errors import CodecError, DagmonitorError
-from dagmonitor.rejection import Reason, reason_for
+from dagmonitor.errors import CodecError
+from dagmonitor.rejection import RecordRejected, reason_for
 from dagmonitor.retry import Backoff, pause
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.telemetry import (
@@ -49,18 +49,6 @@ CONSUMER_LAG = Gauge(
 )
 
 _log = get_logger(__name__)
-
-
-class RecordRejected(DagmonitorError):
-    """Raised by a handler for a record that can never be handled: it is dead-lettered.
-
-    ``detail`` must not contain personal data.
-    """
-
-    def __init__(self, reason: Reason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
@@ -130,6 +118,53 @@ class Outputs:
 def new_producer(settings: DagmonitorSettings, service: str) -> AIOKafkaProducer:
     """The producer of ``service``: idempotent, waiting for every in-sync replica."""
     return kafka_clients.reliable_producer(settings, f"dagmonitor-{service}")
+
+
+async def handle_one(
+    work: Callable[[], Awaitable[None]],
+    *,
+    service: str,
+    source: Source,
+    headers: Sequence[tuple[str, bytes]],
+    value: bytes | None,
+    dead_letters: DeadLetters,
+    tracer: trace.Tracer,
+) -> None:
+    """The per-record core of both consume drivers (``RecordConsumer`` and the stream
+    processor): count it, run ``work`` in a span linked to the producer's trace, and turn
+    whatever makes the record unhandleable into a dead letter with its reason.
+
+    Transient errors (Kafka or PostgreSQL away) propagate: the caller retries the record and
+    commits nothing meanwhile. A ``RecordRejected`` or a codec error is the record's fault; any
+    other exception is a bug met on this record: logged with its traceback, dead-lettered as
+    ``processing_error``, and the stream goes on.
+    """
+    RECORDS_IN.labels(service, source.topic).inc()
+    started = time.perf_counter()
+    ctx = extract_trace_context(headers)
+    with tracer.start_as_current_span(f"{service} {source.topic}", context=ctx) as span:
+        span.set_attribute("messaging.destination.name", source.topic)
+        span.set_attribute("messaging.kafka.partition", source.partition)
+        span.set_attribute("messaging.kafka.offset", source.offset)
+        try:
+            await work()
+        except TRANSIENT_ERRORS:
+            raise
+        except RecordRejected as exc:
+            await dead_letters.send(exc.reason, exc.detail, source, value)
+        except CodecError as exc:
+            await dead_letters.send(reason_for(exc), str(exc), source, value)
+        except Exception as exc:
+            _log.exception(
+                "handler_failed",
+                topic=source.topic,
+                partition=source.partition,
+                offset=source.offset,
+            )
+            await dead_letters.send(
+                reason_for(exc), f"handler failed: {type(exc).__name__}", source, value
+            )
+    PROCESSING_SECONDS.labels(service, source.topic).observe(time.perf_counter() - started)
 
 
 class RecordConsumer:
@@ -245,38 +280,22 @@ class RecordConsumer:
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         topic = self._by_physical.get(record.topic, record.topic)
         headers = tuple(record.headers or ())
-        source = Source(topic, record.key, record.partition, record.offset)
-        RECORDS_IN.labels(self._service, topic).inc()
-        started = time.perf_counter()
-        ctx = extract_trace_context(headers)
-        with self._tracer.start_as_current_span(f"{self._service} {topic}", context=ctx) as span:
-            span.set_attribute("messaging.destination.name", topic)
-            span.set_attribute("messaging.kafka.partition", record.partition)
-            span.set_attribute("messaging.kafka.offset", record.offset)
-            try:
-                incoming = self._decode(topic, record, headers)
-            except CodecError as exc:
-                await self._dead_letters.send(reason_for(exc), str(exc), source, record.value)
-                return
-            try:
-                await self._handler(incoming)
-            except RecordRejected as exc:
-                await self._dead_letters.send(exc.reason, exc.detail, source, record.value)
-            except TRANSIENT_ERRORS:
-                raise
-            except Exception as exc:
-                # A bug met on this record: keep the record, name the failure, move on.
-                _log.exception(
-                    "handler_failed", topic=topic, partition=record.partition, offset=record.offset
-                )
-                await self._dead_letters.send(
-                    reason_for(exc), f"handler failed: {type(exc).__name__}", source, record.value
-                )
-            finally:
-                self.processed += 1
-                PROCESSING_SECONDS.labels(self._service, topic).observe(
-                    time.perf_counter() - started
-                )
+
+        async def work() -> None:
+            await self._handler(self._decode(topic, record, headers))
+
+        try:
+            await handle_one(
+                work,
+                service=self._service,
+                source=Source(topic, record.key, record.partition, record.offset),
+                headers=headers,
+                value=record.value,
+                dead_letters=self._dead_letters,
+                tracer=self._tracer,
+            )
+        finally:
+            self.processed += 1
 
     def _decode(
         self,

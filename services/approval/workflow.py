@@ -18,8 +18,8 @@ from typing import Any
 from dagmonitor import topics
 from dagmonitor.clock import Clock, utc_now
 from dagmonitor.codec import APPROVAL_REQUEST, Codec, default_codec
-from dagmonitor.rejection import Reason
-from dagmonitor.streaming import Incoming, RecordRejected
+from dagmonitor.rejection import Reason, RecordRejected
+from dagmonitor.streaming import Incoming
 from dagmonitor.telemetry import get_logger
 from services.approval import domain, metrics
 from services.approval.access import Capability, Principal, scope

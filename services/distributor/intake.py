@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dagmonitor.rejection import Reason
-from dagmonitor.streaming import Incoming, RecordRejected
+from dagmonitor.rejection import Reason, RecordRejected
+from dagmonitor.streaming import Incoming
 from dagmonitor.telemetry import current_traceparent, get_logger
 from services.distributor.entitlements import Category
 from services.distributor.metrics import RECORDS_STORED

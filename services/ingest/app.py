@@ -17,9 +17,8 @@ from dagmonitor import topics
 from dagmonitor.clock import Clock, utc_now
 from dagmonitor.codec import Codec, default_codec
 from dagmonitor.processor import Batch, Record, StreamProcessor, Table, record_headers
-from dagmonitor.rejection import Reason
+from dagmonitor.rejection import Reason, RecordRejected
 from dagmonitor.service import ServiceParts, serve_parts
-from dagmonitor.streaming import RecordRejected
 from dagmonitor.telemetry import (
     RECORDS_DROPPED,
     RECORDS_OUT,

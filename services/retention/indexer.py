@@ -15,8 +15,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from dagmonitor.codec import Codec, Decoded
-from dagmonitor.rejection import Reason
-from dagmonitor.streaming import Incoming, RecordRejected
+from dagmonitor.rejection import Reason, RecordRejected
+from dagmonitor.streaming import Incoming
 from services.retention import compaction
 from services.retention.metrics import RECORDS_INDEXED, RECORDS_WITHDRAWN
 from services.retention.policy import is_roll_marker

@@ -10,9 +10,9 @@ import pytest
 from dagmonitor import kafka_clients
 from dagmonitor.codec import DEAD_LETTER, ESCALATION, default_codec
 from dagmonitor.deadletter import DeadLetters
-from dagmonitor.rejection import Reason
+from dagmonitor.rejection import Reason, RecordRejected
 from dagmonitor.settings import DagmonitorSettings
-from dagmonitor.streaming import Incoming, Outputs, RecordConsumer, RecordRejected, new_producer
+from dagmonitor.streaming import Incoming, Outputs, RecordConsumer, new_producer
 from tests.samples import escalation
 
 pytestmark = pytest.mark.integration
