@@ -31,6 +31,24 @@ def consumer(settings: DagmonitorSettings, *topics: str, **options: Any) -> AIOK
     return AIOKafkaConsumer(*topics, **settings.kafka_client_options(), **options)
 
 
+def group_consumer(
+    settings: DagmonitorSettings, group: str, service: str, *topics: str, **options: Any
+) -> AIOKafkaConsumer:
+    """A consumer of the group ``group`` as the services consume: offsets committed only by
+    the code (after the work is done), a new group starting at the beginning, and only
+    committed transactional records read."""
+    return consumer(
+        settings,
+        *topics,
+        group_id=group,
+        client_id=f"dagmonitor-{service}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        **options,
+    )
+
+
 def admin(settings: DagmonitorSettings, **options: Any) -> AIOKafkaAdminClient:
     """An admin client, connected as the settings say."""
     return AIOKafkaAdminClient(**settings.kafka_client_options(), **options)

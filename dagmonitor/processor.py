@@ -50,9 +50,10 @@ from dagmonitor.codec import Codec, default_codec
 from dagmonitor.deadletter import DeadLetters, Source
 from dagmonitor.rejection import Reason, RecordRejected
 from dagmonitor.retry import Backoff, pause
+from dagmonitor.service import ServiceParts
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.streaming import CONSUMER_LAG, TRANSIENT_ERRORS, handle_one
-from dagmonitor.telemetry import get_logger
+from dagmonitor.telemetry import ReadinessCheck, get_logger
 from dagmonitor.topics import TopicSpec
 
 _log = get_logger(__name__)
@@ -304,13 +305,10 @@ class StreamProcessor:
             topic_prefix=self.settings.topic_prefix,
             codec=self._codec,
         )
-        self._consumer = kafka_clients.consumer(
+        self._consumer = kafka_clients.group_consumer(
             self.settings,
-            group_id=self.group,
-            client_id=f"dagmonitor-{self.service}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
+            self.group,
+            self.service,
             partition_assignment_strategy=(RangePartitionAssignor,),
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
@@ -637,3 +635,19 @@ def record_key(record: Record) -> bytes:
 
 def record_headers(record: Record) -> list[tuple[str, bytes]]:
     return [(str(k), bytes(v)) for k, v in (record.headers or ())]
+
+
+class ProcessorService(ServiceParts):
+    """A service whose work is one stream processor (ingest, the classifier): it runs the
+    processor until stopped and is ready once every assigned partition's tables are restored."""
+
+    processor: StreamProcessor
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.processor.serve(stop)
+
+    async def ready(self) -> bool:
+        return await self.processor.ready()
+
+    def checks(self) -> dict[str, ReadinessCheck]:
+        return {"kafka": self.ready}

@@ -204,14 +204,8 @@ class RecordConsumer:
         return self._consumer
 
     async def start(self) -> None:
-        self._consumer = kafka_clients.consumer(
-            self._settings,
-            *self._by_physical,
-            group_id=self._group,
-            client_id=f"dagmonitor-{self._service}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
+        self._consumer = kafka_clients.group_consumer(
+            self._settings, self._group, self._service, *self._by_physical
         )
         await self._consumer.start()
 

@@ -21,7 +21,6 @@ updated and before the input's offset is committed (``dagmonitor.processor``).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import json
@@ -33,17 +32,17 @@ from dagmonitor import topics
 from dagmonitor.codec import ESCALATION, INCIDENT_EVENT, PERSON_NOTICE, Codec, default_codec
 from dagmonitor.processor import (
     Batch,
+    ProcessorService,
     Record,
     StreamProcessor,
     Table,
     record_key,
     record_time,
 )
-from dagmonitor.service import ServiceParts, serve_parts
+from dagmonitor.service import serve_parts
 from dagmonitor.telemetry import (
     RECORDS_DROPPED,
     RECORDS_OUT,
-    ReadinessCheck,
     get_logger,
     inject_trace_headers,
 )
@@ -81,7 +80,7 @@ def _b64(data: bytes) -> str:
 _FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
-class Classifier(ServiceParts):
+class Classifier(ProcessorService):
     """The classifier's parts, built once per process (or per test)."""
 
     def __init__(self, settings: ClassifierSettings, *, codec: Codec | None = None) -> None:
@@ -114,17 +113,6 @@ class Classifier(ServiceParts):
         processor.route(
             self.e35_topic, E35_TOPIC, self._on_e35, [self.e35_windows, self.escalations]
         )
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Start the stream processor, work until ``stop`` is set, stop it."""
-        await self.processor.serve(stop)
-
-    async def ready(self) -> bool:
-        """Ready once every assigned partition's tables are restored."""
-        return await self.processor.ready()
-
-    def checks(self) -> dict[str, ReadinessCheck]:
-        return {"kafka": self.ready}
 
     # -- output ----------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ to ``ingest.*``. Anything invalid goes to ``pipeline.deadletter`` with a reason 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -16,13 +15,19 @@ from aiohttp import web
 from dagmonitor import topics
 from dagmonitor.clock import Clock, utc_now
 from dagmonitor.codec import Codec, default_codec
-from dagmonitor.processor import Batch, Record, StreamProcessor, Table, record_headers
+from dagmonitor.processor import (
+    Batch,
+    ProcessorService,
+    Record,
+    StreamProcessor,
+    Table,
+    record_headers,
+)
 from dagmonitor.rejection import Reason, RecordRejected
-from dagmonitor.service import ServiceParts, serve_parts
+from dagmonitor.service import serve_parts
 from dagmonitor.telemetry import (
     RECORDS_DROPPED,
     RECORDS_OUT,
-    ReadinessCheck,
     get_logger,
     inject_trace_headers,
 )
@@ -35,7 +40,7 @@ SERVICE = "ingest"
 _log = get_logger(__name__)
 
 
-class Ingest(ServiceParts):
+class Ingest(ProcessorService):
     """The ingest service's parts, built once per process (or per test)."""
 
     def __init__(
@@ -60,17 +65,6 @@ class Ingest(ServiceParts):
             self.processor.route(
                 settings.topic(kind.source), kind.source, self._handler(kind, table), [table]
             )
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Start the stream processor, work until ``stop`` is set, stop it."""
-        await self.processor.serve(stop)
-
-    async def ready(self) -> bool:
-        """Ready once every assigned partition's dedupe table is restored."""
-        return await self.processor.ready()
-
-    def checks(self) -> dict[str, ReadinessCheck]:
-        return {"kafka": self.ready}
 
     def routes(self) -> list[web.RouteDef]:
         return routes(self)
