@@ -35,7 +35,8 @@ _log = get_logger(__name__)
 async def open_store(settings: DistributorSettings) -> Store:
     """Migrate the schema and open a pool on it."""
     url = settings.database_url.get_secret_value()
-    return Store(await open_schema(url, settings.db_schema, MIGRATIONS, max_size=8))
+    # 8 for intake, dispatcher and sender, +1 held by the provision relay for its lock.
+    return Store(await open_schema(url, settings.db_schema, MIGRATIONS, max_size=9))
 
 
 class Distributor(ServiceParts):

@@ -1,36 +1,46 @@
 """The provision register on Kafka: rows of ``provisions`` relayed to ``distribution.provisions``.
 
-The register row is written in the same transaction that marks a mail sent; this relay then
-publishes it, keyed by its deterministic ``provision_id``, exactly once:
+The register row is written in the same transaction that marks a mail sent; the shared relay
+(``dagmonitor.outbox_relay``) then publishes it, keyed by its deterministic ``provision_id``,
+exactly once:
 
 - one relay at a time (a PostgreSQL session lock; a second replica waits);
 - ``publish_started_at`` is committed before a row is published, ``published_at`` after the
   broker's ack;
 - a row that was started but never marked (the relay died between the ack and the mark, or
-  the publish failed) is first looked up on the topic, from shortly before its start time;
-  only when its ``provision_id`` is not there is it published (again).
+  the publish failed) is first looked up on the topic by key, from shortly before its start
+  time; only when its ``provision_id`` is not there is it published (again).
 """
 
 from __future__ import annotations
 
 import asyncio
-import zlib
-from datetime import datetime
+from collections.abc import Collection
+from datetime import datetime, timedelta
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord
 
-from dagmonitor import kafka_clients, topics
+from dagmonitor import topics
 from dagmonitor.clock import Checkpoint, no_checkpoint
+from dagmonitor.codec import Codec, default_codec
+from dagmonitor.outbox_relay import Outbound, Relay, RelayEvents, id_from_key
 from dagmonitor.settings import DagmonitorSettings
-from dagmonitor.streaming import TRANSIENT_ERRORS, Outputs
-from dagmonitor.telemetry import get_logger
+from dagmonitor.streaming import Outputs
 from services.distributor.metrics import PROVISIONS_PUBLISHED
-from services.distributor.store import Store, Unpublished, recent
+from services.distributor.store import Store, Unpublished
 
+SERVICE = "distributor"
 TOPIC = "distribution.provisions"
-_SCAN_TIMEOUT_SECONDS = 60.0
-_log = get_logger(__name__)
+BATCH_SIZE = 200
+RECOVERY_MARGIN = timedelta(seconds=30)
+"""Clock skew allowed between PostgreSQL's start times and the broker's timestamps."""
+
+EVENTS = RelayEvents(
+    standby="provision_relay_standby",
+    recovered="provision_relay_recovered",
+    failed="provision_relay_failed",
+)
 
 
 def provision_record(row: Unpublished) -> dict[str, Any]:
@@ -48,8 +58,38 @@ def provision_record(row: Unpublished) -> dict[str, Any]:
     }
 
 
-class ProvisionRelay:
-    """Publishes unpublished provisions; ``run`` loops until stopped."""
+class ProvisionOutbox:
+    """The ``provisions`` table as an outbox; records are found again by their key."""
+
+    topics = (TOPIC,)
+
+    def __init__(self, store: Store, codec: Codec | None = None) -> None:
+        self._store = store
+        self._codec = codec or default_codec()
+
+    async def pending(self, limit: int) -> list[Unpublished]:
+        return await self._store.start_publishing(limit)
+
+    def outbound(self, row: Unpublished) -> Outbound[str]:
+        value = self._codec.encode(topics.get(TOPIC).schema, provision_record(row))
+        return Outbound(row.provision_id, TOPIC, row.provision_id, value)
+
+    def identify(self, record: ConsumerRecord[bytes, bytes]) -> str | None:
+        return id_from_key(record)
+
+    async def recover_since(self) -> datetime | None:
+        return await self._store.oldest_publish_started()
+
+    async def mark_published(self, ids: Collection[str]) -> int:
+        return await self._store.mark_published(ids)
+
+    async def after_round(self, published: int) -> None:
+        PROVISIONS_PUBLISHED.inc(published)
+
+
+class ProvisionRelay(Relay[Unpublished, str]):
+    """Publishes unpublished provisions with the service's producer; ``run`` loops until
+    stopped, ``publish_pending`` publishes one batch (the CLI's on-demand runs)."""
 
     def __init__(
         self,
@@ -61,86 +101,18 @@ class ProvisionRelay:
         poll_seconds: float = 2.0,
         checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
-        self._store = store
-        self._outputs = outputs
-        self._settings = settings
-        self._lock = zlib.crc32(f"dagmonitor-distributor-relay:{schema}".encode())
-        self._poll = poll_seconds
-        self._checkpoint = checkpoint
         self.wake = asyncio.Event()
-
-    async def publish_pending(self, limit: int = 200) -> int:
-        """Publish what is unpublished (one batch); returns how many went on the topic."""
-        async with self._store.pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock):
-                return 0
-            try:
-                rows = await self._store.unpublished(conn, limit)
-                started = [r.publish_started_at for r in rows if r.publish_started_at is not None]
-                if started:
-                    on_topic = await self._keys_on_topic(recent(min(started)))
-                    done = [r.provision_id for r in rows if r.provision_id in on_topic]
-                    await self._store.mark_published(conn, done)
-                    rows = [r for r in rows if r.provision_id not in on_topic]
-                if not rows:
-                    return 0
-                ids = [r.provision_id for r in rows]
-                await self._store.mark_publish_started(conn, ids)
-                for row in rows:
-                    await self._outputs.send(TOPIC, row.provision_id, provision_record(row))
-                self._checkpoint("published")
-                await self._store.mark_published(conn, ids)
-                PROVISIONS_PUBLISHED.inc(len(ids))
-                return len(ids)
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", self._lock)
-
-    async def _keys_on_topic(self, since: datetime) -> set[str]:
-        """Keys of the records on the provisions topic from ``since`` to its current end."""
-        topic = self._settings.topic(TOPIC)
-        consumer = kafka_clients.consumer(
-            self._settings,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
+        super().__init__(
+            ProvisionOutbox(store),
+            store.pool,
+            settings,
+            service=SERVICE,
+            lock_name=f"dagmonitor-distributor-relay:{schema}",
+            producer=outputs.producer,
+            batch_size=BATCH_SIZE,
+            interval=poll_seconds,
+            recovery_margin=RECOVERY_MARGIN,
+            events=EVENTS,
+            wake=self.wake,
+            checkpoint=checkpoint,
         )
-        await consumer.start()
-        keys: set[str] = set()
-        try:
-            # The topic is created from the topic table, so its partitions are known.
-            partitions = [TopicPartition(topic, p) for p in range(topics.get(TOPIC).partitions)]
-            consumer.assign(partitions)
-            ends = await consumer.end_offsets(partitions)
-            starts = await consumer.offsets_for_times(
-                {tp: int(since.timestamp() * 1000) for tp in partitions}
-            )
-            for tp in partitions:
-                found = starts.get(tp)
-                consumer.seek(tp, found.offset if found is not None else ends[tp])
-            remaining = {tp for tp in partitions if await consumer.position(tp) < ends[tp]}
-            async with asyncio.timeout(_SCAN_TIMEOUT_SECONDS):
-                while remaining:
-                    batches = await consumer.getmany(*remaining, timeout_ms=1000)
-                    for records in batches.values():
-                        keys.update(r.key.decode("utf-8") for r in records if r.key is not None)
-                    for tp in list(remaining):
-                        if await consumer.position(tp) >= ends[tp]:
-                            remaining.discard(tp)
-        finally:
-            await consumer.stop()
-        return keys
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self.wake.clear()
-            try:
-                while await self.publish_pending():
-                    pass
-            except TRANSIENT_ERRORS as exc:
-                _log.warning("provision_relay_failed", error=type(exc).__name__)
-            waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self.wake.wait())]
-            try:
-                await asyncio.wait(waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()

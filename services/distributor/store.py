@@ -8,13 +8,14 @@ the configured schema first.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 
+from dagmonitor import jsonio
 from services.distributor.outbox import OutboxMessage, State
 from services.distributor.rendering import RecordRef
 from services.distributor.reports import Entry, PostcodeCount
@@ -42,15 +43,9 @@ _ENTRY_COLUMNS = (
 )
 
 
-def _json_default(value: object) -> str:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    raise TypeError(f"cannot store a {type(value).__name__} as JSON")
-
-
 def to_json(value: Mapping[str, Any]) -> str:
-    """A decoded record as JSON text (timestamps and dates in ISO 8601)."""
-    return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
+    """A decoded record as JSON text (``jsonio.to_json``: timestamps and dates in ISO 8601)."""
+    return json.dumps(jsonio.to_json(value), ensure_ascii=False, sort_keys=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -611,45 +606,47 @@ class Store:
 
     # -- the register on Kafka -----------------------------------------------------------
 
-    async def unpublished(self, conn: asyncpg.Connection, limit: int) -> list[Unpublished]:
-        rows = await conn.fetch(
-            "SELECT * FROM provisions WHERE published_at IS NULL "
-            "ORDER BY sent_at, provision_id LIMIT $1",
+    async def start_publishing(self, limit: int) -> list[Unpublished]:
+        """Up to ``limit`` unpublished provisions in register order, their
+        ``publish_started_at`` committed (kept from an earlier start) before they are sent."""
+        rows = await self.pool.fetch(
+            "WITH batch AS (SELECT provision_id FROM provisions WHERE published_at IS NULL "
+            "ORDER BY sent_at, provision_id LIMIT $1) "
+            "UPDATE provisions p SET publish_started_at = coalesce(p.publish_started_at, now()) "
+            "FROM batch WHERE p.provision_id = batch.provision_id RETURNING p.*",
             limit,
         )
-        return [
-            Unpublished(
-                r["provision_id"],
-                r["message_id"],
-                r["category"],
-                r["recipient_role"],
-                r["recipient_address"],
-                tuple(RecordRef(k["topic"], k["key"]) for k in json.loads(r["record_keys"])),
-                r["sent_at"],
-                r["legal_basis"],
-                r["purpose"],
-                r["publish_started_at"],
-            )
-            for r in rows
-        ]
-
-    @staticmethod
-    async def mark_publish_started(conn: asyncpg.Connection, ids: Iterable[str]) -> None:
-        await conn.execute(
-            "UPDATE provisions SET publish_started_at = coalesce(publish_started_at, now()) "
-            "WHERE provision_id = ANY($1::text[])",
-            list(ids),
+        return sorted(
+            (
+                Unpublished(
+                    r["provision_id"],
+                    r["message_id"],
+                    r["category"],
+                    r["recipient_role"],
+                    r["recipient_address"],
+                    tuple(RecordRef(k["topic"], k["key"]) for k in json.loads(r["record_keys"])),
+                    r["sent_at"],
+                    r["legal_basis"],
+                    r["purpose"],
+                    r["publish_started_at"],
+                )
+                for r in rows
+            ),
+            key=lambda row: (row.sent_at, row.provision_id),
         )
 
-    @staticmethod
-    async def mark_published(conn: asyncpg.Connection, ids: Iterable[str]) -> None:
-        await conn.execute(
+    async def oldest_publish_started(self) -> datetime | None:
+        """When the earliest provision started but not marked published was started."""
+        started: datetime | None = await self.pool.fetchval(
+            "SELECT min(publish_started_at) FROM provisions WHERE published_at IS NULL"
+        )
+        return started
+
+    async def mark_published(self, ids: Collection[str]) -> int:
+        """Mark started provisions published; returns how many were not yet."""
+        status = await self.pool.execute(
             "UPDATE provisions SET published_at = now() WHERE provision_id = ANY($1::text[]) "
-            "AND published_at IS NULL",
+            "AND published_at IS NULL AND publish_started_at IS NOT NULL",
             list(ids),
         )
-
-
-def recent(moment: datetime, margin: timedelta = timedelta(seconds=30)) -> datetime:
-    """``moment`` less a margin for clock skew between PostgreSQL and the Kafka broker."""
-    return moment - margin
+        return int(status.split()[-1])

@@ -23,17 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from dagmonitor import kafka_clients
 from dagmonitor.codec import APPROVAL_REQUEST, default_codec
+from dagmonitor.outbox_relay import OUTBOX_ID_HEADER, OUTBOX_SOURCE_HEADER, partitions_of
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.telemetry import health_app
 from services.approval import domain
 from services.approval.app import ApprovalApp
 from services.approval.config import ApprovalSettings
-from services.approval.outbox import (
-    OUTBOX_ID_HEADER,
-    OUTBOX_SOURCE_HEADER,
-    RELAY_TOPICS,
-    partitions_of,
-)
+from services.approval.outbox import RELAY_TOPICS
 from services.approval.tokens import issue_token
 
 ISSUER = "https://login.politie.example/realms/dagmonitor"
