@@ -41,7 +41,7 @@ from typing import Any, TypeAlias
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 
@@ -52,7 +52,7 @@ from dagmonitor.rejection import Reason, RecordRejected
 from dagmonitor.retry import Backoff, pause
 from dagmonitor.service import ServiceParts
 from dagmonitor.settings import DagmonitorSettings
-from dagmonitor.streaming import CONSUMER_LAG, TRANSIENT_ERRORS, handle_one
+from dagmonitor.streaming import CONSUMER_LAG, TRANSIENT_ERRORS, commit_offsets, handle_one
 from dagmonitor.telemetry import ReadinessCheck, get_logger
 from dagmonitor.topics import TopicSpec
 
@@ -79,11 +79,6 @@ OFFSET_ADVANCE = Counter(
 STALLED = Gauge(
     "dagmonitor_consumer_stalled",
     "1 while a service has input to handle but handled nothing in the last interval.",
-    ["service"],
-)
-COMMITS_REFUSED = Counter(
-    "dagmonitor_commits_refused_total",
-    "Batches whose commit the group refused after a rebalance (they are handled again).",
     ["service"],
 )
 
@@ -441,22 +436,11 @@ class StreamProcessor:
 
     async def _commit(self, batches: Mapping[TopicPartition, list[Record]], stop: Any) -> None:
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
-        backoff = Backoff(*self._backoff)
-        while True:
-            try:
-                await self.consumer.commit(offsets)
-                break
-            except (CommitFailedError, IllegalStateError):
-                # The group moved on: the new owner handles the batch again from the last
-                # commit (outputs repeat, idempotently), so nothing is lost.
-                COMMITS_REFUSED.labels(self.service).inc()
-                _log.warning("commit_refused_after_rebalance", partitions=len(offsets))
-                return
-            except TRANSIENT_ERRORS as exc:
-                if stop.is_set():
-                    raise
-                _log.warning("commit_failed_retrying", error=type(exc).__name__)
-                await pause(stop, backoff.next())
+        committed = await commit_offsets(
+            self.consumer, offsets, stop, Backoff(*self._backoff), service=self.service
+        )
+        if not committed:
+            return
         for tp, records in batches.items():
             source = self._routes[tp.topic].source
             self.handled[source] += len(records)

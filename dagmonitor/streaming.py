@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from opentelemetry import trace
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from dagmonitor import kafka_clients, topics
 from dagmonitor.codec import Codec, default_codec
@@ -167,6 +167,40 @@ async def handle_one(
     PROCESSING_SECONDS.labels(service, source.topic).observe(time.perf_counter() - started)
 
 
+COMMITS_REFUSED = Counter(
+    "dagmonitor_commits_refused_total",
+    "Commits the group refused after a rebalance (they are handled again).",
+    ["service"],
+)
+
+
+async def commit_offsets(
+    consumer: AIOKafkaConsumer,
+    offsets: Mapping[TopicPartition, int],
+    stop: asyncio.Event,
+    backoff: Backoff,
+    *,
+    service: str,
+) -> bool:
+    """Commit ``offsets`` for both consume drivers, retrying transient failures (until
+    ``stop``). A commit the group refuses after a rebalance is not an error: the partitions'
+    new owner handles those records again from the last commit, idempotently. Returns whether
+    the commit went through."""
+    while True:
+        try:
+            await consumer.commit(dict(offsets))
+            return True
+        except (CommitFailedError, IllegalStateError):
+            COMMITS_REFUSED.labels(service).inc()
+            _log.warning("commit_refused_after_rebalance", partitions=len(offsets))
+            return False
+        except TRANSIENT_ERRORS as exc:
+            if stop.is_set():
+                raise
+            _log.warning("commit_failed_retrying", error=type(exc).__name__)
+            await pause(stop, backoff.next())
+
+
 class RecordConsumer:
     """Consumes contract topics as one consumer group and hands each record to ``handler``."""
 
@@ -234,21 +268,9 @@ class RecordConsumer:
             await self._update_lag()
 
     async def _commit(self, tp: TopicPartition, offset: int, stop: asyncio.Event) -> None:
-        """Commit ``offset``; a commit the group refuses after a rebalance is not an error
-        (the partition's new owner handles those records again, idempotently)."""
-        backoff = Backoff(*self._backoff)
-        while True:
-            try:
-                await self.consumer.commit({tp: offset})
-                return
-            except (CommitFailedError, IllegalStateError):
-                _log.warning("commit_refused_after_rebalance", topic=tp.topic)
-                return
-            except TRANSIENT_ERRORS as exc:
-                if stop.is_set():
-                    raise
-                _log.warning("commit_failed_retrying", error=type(exc).__name__)
-                await pause(stop, backoff.next())
+        await commit_offsets(
+            self.consumer, {tp: offset}, stop, Backoff(*self._backoff), service=self._service
+        )
 
     async def _handle_with_retry(
         self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event
