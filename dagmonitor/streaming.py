@@ -60,6 +60,10 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
         errors += [asyncpg.exceptions.CannotConnectNowError, asyncpg.TooManyConnectionsError]
         # A server shutting down or restarting (admin_shutdown, crash_shutdown, ...).
         errors += [asyncpg.exceptions.OperatorInterventionError]
+        # A pooled connection whose protocol state a server shutdown broke mid-operation
+        # ("cannot switch to state 12; another operation is in progress", asyncpg #1069):
+        # the pool discards it on release; the next attempt gets a new connection.
+        errors += [asyncpg.exceptions.InternalClientError]
     except ImportError:  # pragma: no cover - asyncpg is a dependency
         pass
     return tuple(errors)

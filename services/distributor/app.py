@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
@@ -14,8 +15,9 @@ from aiokafka import AIOKafkaProducer
 from dagmonitor.clock import Checkpoint, Clock, no_checkpoint, utc_now
 from dagmonitor.db import open_schema
 from dagmonitor.deadletter import DeadLetters
+from dagmonitor.retry import Backoff, pause
 from dagmonitor.service import ServiceParts, serve_parts
-from dagmonitor.streaming import Outputs, RecordConsumer, new_producer
+from dagmonitor.streaming import TRANSIENT_ERRORS, Outputs, RecordConsumer, new_producer
 from dagmonitor.telemetry import ReadinessCheck, get_logger
 from services.distributor.completeness import Completeness
 from services.distributor.config import DistributorSettings
@@ -103,26 +105,40 @@ class Distributor(ServiceParts):
         _log.info("distributor_started", **settings.describe())
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run every part until ``stop``; a part that crashes stops the others (and the process
-        exits non-zero, so the orchestrator restarts it)."""
+        """Run every part until ``stop``. A part that fails on something transient (Kafka or
+        PostgreSQL away) or ends early is started again after a pause, with a log line; a part
+        that crashes on anything else stops the others, and the process exits non-zero (the
+        orchestrator restarts it)."""
         assert self.consumer and self.scheduler and self.sender and self.relay
+        parts: dict[str, Callable[[], Awaitable[None]]] = {
+            "consumer": lambda: self.consumer.run(stop),  # type: ignore[union-attr]
+            "scheduler": lambda: self.scheduler.run_daily(stop),  # type: ignore[union-attr]
+            "notices": lambda: self.scheduler.run_notices(stop),  # type: ignore[union-attr]
+            "supplements": lambda: self.scheduler.run_supplements(stop),  # type: ignore[union-attr]
+            "sender": lambda: self.sender.run(stop),  # type: ignore[union-attr]
+            "relay": lambda: self.relay.run(stop),  # type: ignore[union-attr]
+        }
         tasks = [
-            asyncio.create_task(self.consumer.run(stop), name="consumer"),
-            asyncio.create_task(self.scheduler.run_daily(stop), name="scheduler"),
-            asyncio.create_task(self.scheduler.run_notices(stop), name="notices"),
-            asyncio.create_task(self.scheduler.run_supplements(stop), name="supplements"),
-            asyncio.create_task(self.sender.run(stop), name="sender"),
-            asyncio.create_task(self.relay.run(stop), name="relay"),
+            asyncio.create_task(_supervised(name, part, stop), name=name)
+            for name, part in parts.items()
         ]
         stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        first = next((t for t in tasks if t in done), None)
         stop.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         stopper.cancel()
-        for task, result in zip(tasks, results, strict=True):
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                _log.error("part_crashed", part=task.get_name(), error=type(result).__name__)
-                raise result
+        crashed = [
+            (task, result)
+            for task, result in zip(tasks, results, strict=True)
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError)
+        ]
+        for task, result in crashed:
+            _log.error("part_crashed", part=task.get_name(), error=type(result).__name__)
+        if crashed:
+            # The part that ended first is the cause; the others stopped because of it.
+            cause = next((r for t, r in crashed if t is first), crashed[0][1])
+            raise cause
 
     async def stop(self) -> None:
         if self.consumer is not None:
@@ -146,3 +162,19 @@ async def serve(settings: DistributorSettings | None = None) -> None:
     """Run the distributor until SIGTERM/SIGINT (``python -m services.distributor``)."""
     settings = settings or DistributorSettings.load()
     await serve_parts(SERVICE, Distributor(settings), settings)
+
+
+async def _supervised(name: str, part: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Run ``part`` until ``stop``; start it again after a transient failure or an early end."""
+    backoff = Backoff(1.0, 30.0)
+    while not stop.is_set():
+        try:
+            await part()
+            if stop.is_set():
+                return
+            _log.error("part_ended_early", part=name)
+        except TRANSIENT_ERRORS as exc:
+            if stop.is_set():
+                return  # it was stopping anyway
+            _log.warning("part_failed_restarting", part=name, error=type(exc).__name__)
+        await pause(stop, backoff.next())
