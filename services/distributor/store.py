@@ -194,10 +194,6 @@ class Store:
 
     # -- report input ----------------------------------------------------------------------
 
-    async def entries_between(self, start: datetime, end: datetime) -> list[Entry]:
-        """Entries reported in ``[start, end)``."""
-        return [entry for entry, _ in await self.versioned_entries_between(start, end)]
-
     async def versioned_entries_between(
         self, start: datetime, end: datetime, *, conn: asyncpg.Connection | None = None
     ) -> list[tuple[Entry, int]]:
