@@ -69,6 +69,8 @@ APPROVED_VICTIM = "nl.dagmonitor.ApprovedVictim"
 ESCALATION = "nl.dagmonitor.Escalation"
 PROVISION = "nl.dagmonitor.Provision"
 RETENTION_EVENT = "nl.dagmonitor.RetentionEvent"
+CONSENT = "nl.dagmonitor.Consent"
+MUNICIPAL_REPORT = "nl.dagmonitor.MunicipalReport"
 
 TOPIC_VALUE_SCHEMAS: tuple[str, ...] = (
     INCIDENT_EVENT,
@@ -83,6 +85,8 @@ TOPIC_VALUE_SCHEMAS: tuple[str, ...] = (
     ESCALATION,
     PROVISION,
     RETENTION_EVENT,
+    CONSENT,
+    MUNICIPAL_REPORT,
 )
 """Full names of the top-level schemas: the value of some topic. Only these are encoded."""
 

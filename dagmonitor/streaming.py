@@ -106,15 +106,22 @@ class Outputs:
         self._service = service
         self._codec = codec or default_codec()
 
-    async def send(self, topic: str, key: str, value: dict[str, Any] | None) -> None:
-        """Encode ``value`` with the topic's schema (None sends a tombstone) and wait for acks."""
+    async def send(
+        self,
+        topic: str,
+        key: str,
+        value: dict[str, Any] | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Encode ``value`` with the topic's schema (None sends a tombstone) and wait for acks;
+        ``headers`` go with the trace context."""
         spec = topics.get(topic)
         payload = None if value is None else self._codec.encode(spec.schema, value)
         await self.producer.send_and_wait(
             self._settings.topic(topic),
             payload,
             key=key.encode("utf-8"),
-            headers=inject_trace_headers(),
+            headers=[*inject_trace_headers(), *headers],
         )
         RECORDS_OUT.labels(self._service, topic).inc()
 

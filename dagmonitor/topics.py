@@ -21,6 +21,7 @@ class Cleanup(StrEnum):
 
     DELETE = "delete"
     COMPACT_DELETE = "compact,delete"
+    COMPACT = "compact"  # state that is not provided data and must not lapse by age
 
 
 # Compaction settings for the compacted output topics. The retention sweep writes tombstones
@@ -90,11 +91,15 @@ TOPICS: tuple[TopicSpec, ...] = (
         "bvh.incidents", "registration_number", f"{_BVH}.IncidentEvent", 6, Cleanup.DELETE, 7
     ),
     TopicSpec("bvh.persons", "notice_id", f"{_BVH}.PersonNotice", 3, Cleanup.DELETE, 7),
+    # The municipality's reporting system (e.g. Signalen) publishes its youth-nuisance reports
+    # here: counted towards an E35 escalation, never shared (ADR 0013).
+    TopicSpec("municipal.reports", "report_id", f"{_OUT}.MunicipalReport", 3, Cleanup.DELETE, 14),
     # Validated and de-duplicated by ingest.
     TopicSpec(
         "ingest.incidents", "registration_number", f"{_BVH}.IncidentEvent", 6, Cleanup.DELETE, 7
     ),
     TopicSpec("ingest.persons", "notice_id", f"{_BVH}.PersonNotice", 3, Cleanup.DELETE, 7),
+    TopicSpec("ingest.municipal", "report_id", f"{_OUT}.MunicipalReport", 3, Cleanup.DELETE, 14),
     TopicSpec("pipeline.deadletter", "source key", f"{_OUT}.DeadLetter", 3, Cleanup.DELETE, 7),
     # What the covenant lets the municipality receive; kept at most 365 days (tombstones),
     # the 366-day time retention is only a safety net.
@@ -129,6 +134,11 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "escalations.approved", "postcode", f"{_OUT}.Escalation", 3, Cleanup.COMPACT_DELETE, 366
     ),
+    # The OM's standing consents, the current one per category (dagmonitor/gates.py). Not
+    # provided data (no citizen in it), so not a compacted output the retention sweep owns;
+    # compaction only: a category's current consent must never lapse by age on the topic, or
+    # a distributor rebuilding from it would hold what the OM allowed (retention.ms unused).
+    TopicSpec("approval.consents", "category", f"{_OUT}.Consent", 1, Cleanup.COMPACT, 366),
     TopicSpec(
         "distribution.provisions", "provision_id", f"{_OUT}.Provision", 3, Cleanup.DELETE, 366
     ),
@@ -162,10 +172,12 @@ INTERNAL_TOPICS: tuple[TopicSpec, ...] = (
     _changelog("ingest", "notice-versions", "bvh.persons"),
     _changelog("classifier", "incident-outputs", "ingest.incidents"),
     _changelog("classifier", "notice-outputs", "ingest.persons"),
+    # The postcode area each municipal report counts in, so a withdrawal or a move uncounts it.
+    _changelog("classifier", "municipal-reports", "ingest.municipal"),
     _changelog("classifier", "e35-windows", "escalations.approved"),
     _changelog("classifier", "escalations", "escalations.approved"),
-    # E35 reports keyed by postcode, co-partitioned with escalations.approved; the window
-    # needs a report only until the classifier has counted it.
+    # E35 reports (police and municipal) keyed by postcode area, co-partitioned with
+    # escalations.approved; the window needs a report only until the classifier has counted it.
     TopicSpec(
         "dagmonitor-classifier-e35-by-postcode",
         "postcode",

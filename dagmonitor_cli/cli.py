@@ -125,9 +125,10 @@ def topics_list() -> None:
 from services.distributor.cli import report  # noqa: E402
 
 cli.add_command(report)
-from services.approval.cli import approvals, token  # noqa: E402
+from services.approval.cli import approvals, consent, token  # noqa: E402
 
 cli.add_command(approvals)
+cli.add_command(consent)
 cli.add_command(token)
 from dagmonitor_cli.generate import generate  # noqa: E402
 from services.classifier.cli import classify  # noqa: E402

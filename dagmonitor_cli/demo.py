@@ -2,9 +2,11 @@
 
 1. brings the stack up: Kafka, PostgreSQL, the SMTP sink and the five services;
 2. publishes a generated day of incidents (and person notices) as a police system would;
-3. approves the pending requests as the OM, the burglary team and the district would, through
+3. approves the pending requests as the burglary team, the district and the OM would, through
    the approval API with development tokens (rejecting a few, as an OM officer does when an
-   investigation would be harmed);
+   investigation would be harmed); a victim's request reaches the OM after the burglary team.
+   The Dagmonitor and vehicle notices go out under the OM's standing consents, which
+   ``dagmonitor up`` records for the local stack (``dagmonitor consent list``);
 4. sends the daily Dagmonitor and the bi-weekly hotspot report for that day, and waits for the
    notices of the approved persons, victims and stolen vehicles;
 5. prints what happened: records in, entries, decisions, the mails with their files under
@@ -32,10 +34,12 @@ from dagmonitor_cli.platform.stack import LocalStack
 
 Echo = Callable[[str], None]
 # Who decides, as whom, and which of their requests the demo rejects (every fifth of the OM's).
+# The OM goes last: a victim's request reaches it after the burglary team's approval (the
+# chain of dagmonitor/gates.py: inbrakenteam, then OM).
 DECIDERS = (
-    ("om-officier-demo", "OM", "Geen opsporings- of vervolgingsbelang geschaad"),
     ("inbraakteam-demo", "POLICE_BURGLARY_TEAM", "Afgestemd met het inbraakteam"),
     ("wijkchef-demo", "POLICE_DISTRICT", "Overlast in de wijk bevestigd"),
+    ("om-officier-demo", "OM", "Geen opsporings- of vervolgingsbelang geschaad"),
 )
 REJECT_EVERY = 5
 

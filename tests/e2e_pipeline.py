@@ -28,6 +28,7 @@ from dagmonitor_cli.platform.process import free_port
 from dagmonitor_cli.platform.services import available
 from dagmonitor_cli.platform.smtp_sink import sink_ready
 from services.ingest.cli import publish_file
+from tests.consents import grant_consents
 from tests.processes import ServiceProcess
 
 TEAM = "WK034405,WK034404,WK034402"
@@ -36,10 +37,11 @@ RECIPIENTS = {
     "enforcement_meeting_member": ["overleg@gemeente.test.invalid"],
     "enforcement_team_leader": ["teamleider@gemeente.test.invalid"],
 }
+# The OM last: a victim's request reaches it after the burglary team (dagmonitor/gates.py).
 DECIDERS = (
-    ("om-1", "OM"),
     ("inbraakteam-1", "POLICE_BURGLARY_TEAM"),
     ("wijkchef-1", "POLICE_DISTRICT"),
+    ("om-1", "OM"),
 )
 
 
@@ -64,7 +66,8 @@ class Mail:
         for part in self.message.walk():
             if part.get_content_type() == "text/csv":
                 text = str(part.get_content()).lstrip("\ufeff")
-                return list(csv.DictReader(io.StringIO(text), delimiter=";"))
+                _marking, _, table = text.partition("\n")  # the first line: VERTROUWELIJK
+                return list(csv.DictReader(io.StringIO(table), delimiter=";"))
         return []
 
 
@@ -99,8 +102,8 @@ class Pipeline:
     def schema(self, name: str) -> str:
         return f"e2e{self.tag}_{name}"
 
-    async def start(self) -> None:
-        await apply_topics(self.settings)
+    def start_smtp(self) -> None:
+        """Start the SMTP sink (again, after ``stop_smtp``: the mails so far stay)."""
         self.smtp = subprocess.Popen(
             [
                 sys.executable,
@@ -118,18 +121,38 @@ class Pipeline:
             if sink_ready("127.0.0.1", self.smtp_port):
                 break
             time.sleep(0.1)
+
+    def stop_smtp(self) -> None:
+        """Stop the SMTP sink: the distributor's mails wait in its outbox meanwhile."""
+        if self.smtp is not None:
+            self.smtp.terminate()
+            self.smtp.wait(10)
+            self.smtp = None
+
+    async def start(self) -> None:
+        await apply_topics(self.settings)
+        self.start_smtp()
         for name in available():
             env = {**self.env, "DAGMONITOR_DB_SCHEMA": self.schema(name)}
             self.processes[name] = ServiceProcess(name, env, self.tmp)
         for process in self.processes.values():
             process.start(timeout=90)
+        if "approval" in self.processes and "distributor" in self.processes:
+            await self.grant_consents()
+
+    async def grant_consents(self) -> None:
+        """The OM's standing consents, so the Dagmonitor and vehicle notices go out."""
+        await grant_consents(
+            self._approval_settings().approval_api_url,
+            self._approval_settings(),
+            database_url=self.settings.database_url.get_secret_value(),
+            distributor_schema=self.schema("distributor"),
+        )
 
     def stop(self) -> None:
         for process in self.processes.values():
             process.stop()
-        if self.smtp is not None:
-            self.smtp.terminate()
-            self.smtp.wait(10)
+        self.stop_smtp()
 
     def lines(self, day: date, count: int, seed: int = 5) -> list[dict[str, Any]]:
         generator = Generator(seed, day, "GM0344")

@@ -182,6 +182,20 @@ class LocalStack:
             line.split("=", 1) for line in self.env_file.read_text().splitlines() if "=" in line
         )
         self.services.start(merged_env(stack_env), echo, self.settings.ready_timeout_seconds)
+        self._consents_up(echo)
+
+    def _consents_up(self, echo: Echo) -> None:
+        """The OM's development consents, so the Dagmonitor and vehicle notices go out."""
+        import asyncio
+
+        from dagmonitor_cli.platform.consents import grant_development_consents
+        from dagmonitor_cli.platform.services import available
+
+        if "approval" not in available():  # start() waited until every service was ready
+            return
+        url = f"http://127.0.0.1:{self.services.ports['approval']}"
+        granted = asyncio.run(grant_development_consents(url))
+        echo(f"consents  {', '.join(granted) or 'in force already'} (development OM consent)")
 
     def _kafka_up(self, previous: Component | None) -> Component:
         wait = self.settings.ready_timeout_seconds

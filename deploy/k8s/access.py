@@ -45,16 +45,27 @@ _COMPACTED = frozenset(spec.name for spec in topics.compacted_outputs())
 ACCESS: tuple[ServiceAccess, ...] = (
     ServiceAccess(
         "ingest",
-        reads=frozenset({"bvh.incidents", "bvh.persons"}),
-        # bvh.*: records POSTed over HTTP are published there, as a police system would.
+        reads=frozenset({"bvh.incidents", "bvh.persons", "municipal.reports"}),
+        # bvh.* and municipal.reports: records POSTed over HTTP are published there, as the
+        # police's and the municipality's systems would.
         writes=frozenset(
-            {"bvh.incidents", "bvh.persons", "ingest.incidents", "ingest.persons", DEAD_LETTERS}
+            {
+                "bvh.incidents",
+                "bvh.persons",
+                "municipal.reports",
+                "ingest.incidents",
+                "ingest.persons",
+                "ingest.municipal",
+                DEAD_LETTERS,
+            }
         ),
         stateful=True,
     ),
     ServiceAccess(
         "classifier",
-        reads=frozenset({"ingest.incidents", "ingest.persons", "escalations.approved"}),
+        reads=frozenset(
+            {"ingest.incidents", "ingest.persons", "ingest.municipal", "escalations.approved"}
+        ),
         writes=frozenset(
             {"dagmonitor.entries", "vehicles.signals", "approval.requests", DEAD_LETTERS}
         ),
@@ -70,6 +81,7 @@ ACCESS: tuple[ServiceAccess, ...] = (
                 "persons.approved",
                 "victims.approved",
                 "escalations.approved",
+                "approval.consents",
             }
         ),
         writes=frozenset(
@@ -78,6 +90,7 @@ ACCESS: tuple[ServiceAccess, ...] = (
                 "persons.approved",
                 "victims.approved",
                 "escalations.approved",
+                "approval.consents",
                 DEAD_LETTERS,
             }
         ),
@@ -91,6 +104,7 @@ ACCESS: tuple[ServiceAccess, ...] = (
                 "persons.approved",
                 "victims.approved",
                 "vehicles.signals",
+                "approval.consents",  # the OM's standing consents (dagmonitor/gates.py)
                 "distribution.provisions",
             }
         ),

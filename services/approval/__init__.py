@@ -6,8 +6,13 @@ decision in an append-only table, and publishes each decision exactly once throu
 (``approval.decisions``; approved payloads to ``persons.approved``, ``victims.approved`` or
 ``escalations.approved``). Pending requests expire after ``DAGMONITOR_APPROVAL_EXPIRY_DAYS``
 (default 14). Personal data of rejected, expired or tombstoned requests is deleted at once.
+Who decides a request, in which order, is the gate table (``dagmonitor/gates.py``): a victim
+goes to the burglary team, then to the OM. The OM's standing consents (the Dagmonitor, stolen-
+vehicle plates) are recorded here too (``consent``; ``/v1/consents``, ``dagmonitor consent``),
+audited, and published on ``approval.consents``.
 
-Modules: ``domain`` (states, transition table, payloads: pure), ``access`` (capability
+Modules: ``domain`` (states, transition table, chains, payloads: pure), ``consent`` (standing
+consents: pure), ``access`` (capability
 table), ``auth`` (JWT checks), ``workflow`` (the operations, one transaction each), ``store``
 (PostgreSQL), ``outbox`` (the relay), ``api`` (HTTP), ``app`` (wiring), ``cli``/``client``
 (officers' commands), ``tokens`` (local development tokens).

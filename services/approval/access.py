@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
+from dagmonitor.gates import CONSENT_CATEGORIES, GateCategory, consent_authorities
 from services.approval.domain import ApproverRole
 
 
@@ -60,3 +61,32 @@ def scope(principal: Principal, capability: Capability) -> frozenset[ApproverRol
 def roles_granting(capability: Capability, approver: ApproverRole) -> Iterable[str]:
     """The token roles that grant ``capability`` on ``approver``'s requests (for tests, docs)."""
     return sorted(role for role, grants in GRANTS.items() if capability in grants.get(approver, ()))
+
+
+class ConsentCapability(StrEnum):
+    """What an officer can do with the standing consents of a category."""
+
+    LIST = "list_consents"
+    GRANT = "grant_consent"
+    REVOKE = "revoke_consent"
+
+
+CONSENT_GRANTS: Mapping[str, frozenset[ConsentCapability]] = MappingProxyType(
+    {
+        # The OM is the competent authority (het bevoegd gezag) for every standing consent.
+        "OM": frozenset(ConsentCapability),
+    }
+)
+"""Token role -> what it may do with the consents of the categories it is the gate table's
+authority for (``dagmonitor.gates.consent_authorities``). Unlisted roles may do nothing."""
+
+
+def consent_scope(principal: Principal, capability: ConsentCapability) -> frozenset[GateCategory]:
+    """The categories whose standing consents ``principal`` may ``capability``."""
+    return frozenset(
+        category
+        for category in CONSENT_CATEGORIES
+        for role in principal.roles
+        if capability in CONSENT_GRANTS.get(role, ())
+        and role in {a.value for a in consent_authorities(category)}
+    )

@@ -5,7 +5,13 @@
 - ``GET /v1/requests/{request_id}``: one request with its personal data, for review (audited);
 - ``POST /v1/requests/{request_id}/decision``: ``{"decision": "approve"|"reject",
   "reason": "..."}`` (reason required to reject);
+- ``GET /v1/consents``: the OM's standing consents (revoked ones too), newest first;
+- ``POST /v1/consents``: ``{"category": "DAGMONITOR"|"VEHICLE_SIGNAL", "reference": "...",
+  "valid_until": "..."}`` (``valid_until`` optional: the covenant's end) grants one (201);
+- ``POST /v1/consents/{consent_id}/revoke``: ``{"reason": "..."}`` revokes it;
 - ``GET /openapi.json``: the document.
+
+Consents are the OM's only (403 for any other role); each grant and revocation is audited.
 
 Every ``/v1`` call needs a bearer token (401 otherwise). A request outside the caller's
 scope is answered exactly like a missing one (404). Errors are ``{"error": code, "detail":
@@ -20,15 +26,20 @@ from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from dagmonitor.gates import GateCategory
 from dagmonitor.jsonio import InputError, parse_document
 from dagmonitor.streaming import TRANSIENT_ERRORS
 from dagmonitor.telemetry import get_logger
+from services.approval import consent
 from services.approval.access import Principal
 from services.approval.auth import TokenVerifier
+from services.approval.consent import Consent
 from services.approval.domain import (
+    CHAINS,
     MAX_REASON_LENGTH,
     Action,
     Decision,
@@ -37,10 +48,15 @@ from services.approval.domain import (
 )
 from services.approval.errors import (
     AuthenticationError,
+    ConsentNotFound,
+    ConsentRevoked,
+    Forbidden,
+    InvalidConsent,
     InvalidTransition,
     ReasonRequired,
     RequestExpired,
     RequestNotFound,
+    SameOfficer,
 )
 from services.approval.store import StoredRequest
 from services.approval.workflow import Workflow
@@ -51,6 +67,8 @@ MAX_LIMIT = 500
 _DECISIONS = {"approve": Action.APPROVE, "reject": Action.REJECT}
 _BODY_FIELDS = frozenset({"decision", "reason"})
 _NOT_FOUND = "no such request"
+_GRANT_FIELDS = frozenset({"category", "reference", "valid_until"})
+_REVOKE_FIELDS = frozenset({"reason"})
 
 _log = get_logger(__name__)
 WorkflowSource = Callable[[], Workflow | None]
@@ -87,6 +105,8 @@ def summary(request: StoredRequest) -> dict[str, Any]:
             "category": request.category.value,
             "approver_role": request.approver_role.value,
             "status": request.status.value,
+            "chain": [role.value for role in CHAINS[request.category]],
+            "step": request.step,
             "mk_code": request.mk_code,
             "district_code": request.district_code,
             "created_at": request.created_at,
@@ -127,8 +147,14 @@ def decision_body(decision: Decision) -> dict[str, Any]:
             "decided_by": decision.decided_by,
             "decided_at": decision.decided_at,
             "reason": decision.reason,
+            "next_approver_role": decision.next_role.value if decision.next_role else None,
         }
     )
+
+
+def consent_body(state: Consent, now: datetime) -> dict[str, Any]:
+    """A consent as the API shows it, with whether it is in force ``now``."""
+    return _json_value({**state.record(), "in_force": state.in_force(now)})
 
 
 class BadRequest(Exception):
@@ -157,6 +183,58 @@ def parse_decision(raw: bytes) -> tuple[Action, str | None]:
     if reason is not None and len(reason) > MAX_REASON_LENGTH:
         raise BadRequest(f"field 'reason' is longer than {MAX_REASON_LENGTH} characters")
     return _DECISIONS[decision], reason
+
+
+def _object(raw: bytes, allowed: frozenset[str]) -> dict[str, Any]:
+    try:
+        body = parse_document(raw)
+    except InputError as exc:
+        raise BadRequest(f"the body is {exc.problem}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(repr(u[:40]) for u in unknown[:5])}")
+    return body
+
+
+def _text(body: dict[str, Any], field: str) -> str:
+    value = body.get(field)
+    if not isinstance(value, str):
+        raise BadRequest(f"field '{field}' is required and must be a string")
+    return value
+
+
+def parse_grant(raw: bytes, tz: ZoneInfo) -> tuple[GateCategory, str, datetime | None]:
+    """Category, reference and valid_until (None: the covenant's end) of a grant body.
+
+    ``valid_until`` is an ISO 8601 date-time with an offset, or a date: valid through that
+    (local) day. Raises BadRequest or InvalidConsent naming the field.
+    """
+    body = _object(raw, _GRANT_FIELDS)
+    category = consent.consent_category(_text(body, "category"))
+    reference = _text(body, "reference")
+    until = body.get("valid_until")
+    if until is None:
+        return category, reference, None
+    if not isinstance(until, str) or len(until) > 40:
+        raise BadRequest("field 'valid_until' must be an ISO 8601 date or date-time")
+    try:
+        if len(until) == 10:
+            day = date.fromisoformat(until)
+            return category, reference, datetime.combine(day, datetime.max.time(), tzinfo=tz)
+        return category, reference, datetime.fromisoformat(until)
+    except ValueError:
+        raise BadRequest("field 'valid_until' must be an ISO 8601 date or date-time") from None
+
+
+def parse_revoke(raw: bytes) -> str:
+    """The reason of a revocation body (required)."""
+    body = _object(raw, _REVOKE_FIELDS)
+    reason = _text(body, "reason")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise BadRequest(f"field 'reason' is longer than {MAX_REASON_LENGTH} characters")
+    return reason
 
 
 def _status_param(request: web.Request) -> Status:
@@ -198,6 +276,9 @@ class ApprovalApi:
             web.get("/v1/requests", self._authed(self.list_requests), allow_head=False),
             web.get("/v1/requests/{request_id}", self._authed(self.show), allow_head=False),
             web.post("/v1/requests/{request_id}/decision", self._authed(self.decide)),
+            web.get("/v1/consents", self._authed(self.list_consents), allow_head=False),
+            web.post("/v1/consents", self._authed(self.grant_consent)),
+            web.post("/v1/consents/{consent_id}/revoke", self._authed(self.revoke_consent)),
             web.get("/openapi.json", self.openapi, allow_head=False),
         ]
 
@@ -221,11 +302,15 @@ class ApprovalApi:
                 return await handler(request, principal, workflow)
             except BadRequest as exc:
                 return error(400, "bad_request", str(exc))
-            except ReasonRequired as exc:
+            except (ReasonRequired, InvalidConsent) as exc:
                 return error(400, "bad_request", str(exc))
+            except Forbidden as exc:
+                return error(403, "forbidden", str(exc))
             except RequestNotFound:
                 return error(404, "not_found", _NOT_FOUND)
-            except (InvalidTransition, RequestExpired) as exc:
+            except ConsentNotFound as exc:
+                return error(404, "not_found", str(exc))
+            except (InvalidTransition, RequestExpired, ConsentRevoked, SameOfficer) as exc:
                 return error(409, "conflict", str(exc))
             except TRANSIENT_ERRORS as exc:
                 _log.warning("api_backend_unavailable", error=type(exc).__name__)
@@ -258,3 +343,29 @@ class ApprovalApi:
             raise RequestNotFound(_NOT_FOUND)
         decision = await workflow.decide(principal, request_id, action, reason)
         return web.json_response(decision_body(decision))
+
+    async def list_consents(
+        self, _request: web.Request, principal: Principal, workflow: Workflow
+    ) -> web.Response:
+        found = await workflow.list_consents(principal)
+        now = workflow.now()
+        return web.json_response(
+            {"items": [consent_body(c, now) for c in found], "count": len(found)}
+        )
+
+    async def grant_consent(
+        self, request: web.Request, principal: Principal, workflow: Workflow
+    ) -> web.Response:
+        category, reference, valid_until = parse_grant(await request.read(), workflow.tz)
+        granted = await workflow.grant_consent(principal, category, reference, valid_until)
+        return web.json_response(consent_body(granted, workflow.now()), status=201)
+
+    async def revoke_consent(
+        self, request: web.Request, principal: Principal, workflow: Workflow
+    ) -> web.Response:
+        consent_id = request.match_info["consent_id"]
+        reason = parse_revoke(await request.read())
+        if not consent.valid_consent_id(consent_id):
+            raise ConsentNotFound("no such consent")
+        revoked = await workflow.revoke_consent(principal, consent_id, reason)
+        return web.json_response(consent_body(revoked, workflow.now()))

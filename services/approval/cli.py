@@ -1,4 +1,5 @@
-"""``dagmonitor approvals list|show|approve|reject|migrate`` and ``dagmonitor token``.
+"""``dagmonitor approvals list|show|approve|reject|migrate``, ``dagmonitor consent
+list|grant|revoke`` (the OM's standing consents) and ``dagmonitor token``.
 
 The approvals verbs call the HTTP API (``DAGMONITOR_APPROVAL_API_URL``, default
 http://127.0.0.1:8083) with a bearer token from ``--token`` or ``DAGMONITOR_TOKEN``; nothing
@@ -123,6 +124,64 @@ def migrate() -> None:
         click.echo(f"applied {settings.db_schema}: {name}")
     if not applied:
         click.echo(f"{settings.db_schema}: up to date")
+
+
+@click.group()
+def consent() -> None:
+    """The OM's standing consents: the Dagmonitor and stolen-vehicle plates are provided only
+    while one is in force (dagmonitor/gates.py). OM role only; every grant and revocation is
+    audited."""
+
+
+@consent.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+@_api_options
+def list_consents(as_json: bool, token: str | None, api_url: str | None) -> None:
+    """Every consent, revoked ones too, newest first, and whether it is in force now."""
+    items = asyncio.run(_client(token, api_url).consents())
+    if as_json:
+        _print_json(items)
+        return
+    if not items:
+        click.echo("no consents recorded: the Dagmonitor and vehicle notices are held")
+        return
+    click.echo(f"{'CONSENT':<41} {'CATEGORY':<15} {'IN FORCE':<9} {'VALID UNTIL':<20} REFERENCE")
+    for item in items:
+        state = "yes" if item["in_force"] else ("revoked" if item["revoked_at"] else "no")
+        click.echo(
+            f"{item['consent_id']:<41} {item['category']:<15} {state:<9} "
+            f"{item['valid_until'][:19]:<20} {item['reference']}"
+        )
+
+
+@consent.command("grant")
+@click.argument("category", type=click.Choice(["DAGMONITOR", "VEHICLE_SIGNAL"]))
+@click.option("--reference", required=True, help="The OM's reference, e.g. its letter's number.")
+@click.option(
+    "--valid-until",
+    default=None,
+    help="ISO date or date-time (default and at most: the covenant's end).",
+)
+@_api_options
+def grant_consent(
+    category: str,
+    reference: str,
+    valid_until: str | None,
+    token: str | None,
+    api_url: str | None,
+) -> None:
+    """Grant the standing consent of CATEGORY (supersedes its current one)."""
+    client = _client(token, api_url)
+    _print_json(asyncio.run(client.grant_consent(category, reference, valid_until)))
+
+
+@consent.command("revoke")
+@click.argument("consent_id")
+@click.option("--reason", required=True, help="Why the consent is revoked (required).")
+@_api_options
+def revoke_consent(consent_id: str, reason: str, token: str | None, api_url: str | None) -> None:
+    """Revoke a consent: from now on its category is held."""
+    _print_json(asyncio.run(_client(token, api_url).revoke_consent(consent_id, reason)))
 
 
 @click.command()

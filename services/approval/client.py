@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +33,23 @@ class ApprovalClient:
             payload["reason"] = reason
         path = f"/v1/requests/{quote(request_id, safe='')}/decision"
         return await self._call("POST", path, json=payload)
+
+    async def consents(self) -> builtins.list[dict[str, Any]]:
+        body = await self._call("GET", "/v1/consents")
+        items: builtins.list[dict[str, Any]] = body["items"]
+        return items
+
+    async def grant_consent(
+        self, category: str, reference: str, valid_until: str | None = None
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"category": category, "reference": reference}
+        if valid_until is not None:
+            payload["valid_until"] = valid_until
+        return await self._call("POST", "/v1/consents", json=payload)
+
+    async def revoke_consent(self, consent_id: str, reason: str) -> dict[str, Any]:
+        path = f"/v1/consents/{quote(consent_id, safe='')}/revoke"
+        return await self._call("POST", path, json={"reason": reason})
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:

@@ -2,9 +2,11 @@
 
 Covenant: the police provide criminal data only after the OM (Openbaar Ministerie) has checked
 that no investigation or prosecution interest is harmed; victim data of burglaries only after
-coordination with the burglary team (inbrakenteam); youth-nuisance detail per postcode after
-the district police (wijkpolitie) agreed. A request is decided once; its life is the
-transition table ``TRANSITIONS``, enforced by ``transition`` and nowhere else.
+coordination with the burglary team (inbrakenteam) and then the OM's consent; youth-nuisance
+detail per postcode after the district police (wijkpolitie) agreed. Who decides, and in which
+order, is the gate table (``dagmonitor.gates``): ``CHAINS`` is read from it. A request is
+decided once by each authority of its chain in turn; its life is the transition table
+``TRANSITIONS``, enforced by ``transition`` and nowhere else.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from dagmonitor import gates
 from services.approval.errors import (
     InvalidRequest,
     InvalidTransition,
@@ -54,7 +57,8 @@ class Status(StrEnum):
 class Action(StrEnum):
     """What can happen to a request."""
 
-    APPROVE = "APPROVE"
+    APPROVE = "APPROVE"  # the last authority of the chain approves: provided
+    ADVANCE = "ADVANCE"  # an earlier authority approves: on to the chain's next authority
     REJECT = "REJECT"
     EXPIRE = "EXPIRE"
 
@@ -62,11 +66,13 @@ class Action(StrEnum):
 TRANSITIONS: Mapping[tuple[Status, Action], Status] = MappingProxyType(
     {
         (Status.PENDING, Action.APPROVE): Status.APPROVED,
+        (Status.PENDING, Action.ADVANCE): Status.PENDING,
         (Status.PENDING, Action.REJECT): Status.REJECTED,
         (Status.PENDING, Action.EXPIRE): Status.EXPIRED,
     }
 )
-"""Every allowed state change; anything not listed is refused. A decision is final."""
+"""Every allowed state change; anything not listed is refused. A final decision is final;
+an ``ADVANCE`` keeps the request pending, at its chain's next step."""
 
 REASON_REQUIRED: frozenset[Action] = frozenset({Action.REJECT})
 """Actions that must say why (ARCHITECTURE.md, section 6: reason required on reject)."""
@@ -74,15 +80,18 @@ REASON_REQUIRED: frozenset[Action] = frozenset({Action.REJECT})
 DELETES_PERSONAL_DATA: frozenset[Status] = frozenset({Status.REJECTED, Status.EXPIRED})
 """States in which the subject's personal data is deleted at once."""
 
-APPROVER_FOR: Mapping[Category, ApproverRole] = MappingProxyType(
+CHAINS: Mapping[Category, tuple[ApproverRole, ...]] = MappingProxyType(
     {
-        Category.SUSPECT: ApproverRole.OM,
-        Category.PERSON_OF_INTEREST: ApproverRole.OM,
-        Category.VICTIM: ApproverRole.POLICE_BURGLARY_TEAM,
-        Category.YOUTH_NUISANCE_DETAIL: ApproverRole.POLICE_DISTRICT,
+        category: tuple(ApproverRole(a.value) for a in gates.chain_of(category.value))
+        for category in Category
     }
 )
-"""The competent authority per category (ARCHITECTURE.md, section 5); others are refused."""
+"""Who decides a request of each category, in order: the gate table's chains."""
+
+APPROVER_FOR: Mapping[Category, ApproverRole] = MappingProxyType(
+    {category: chain[0] for category, chain in CHAINS.items()}
+)
+"""The first authority of each chain: the ``approver_role`` a request arrives with."""
 
 APPROVED_TOPIC: Mapping[Category, str] = MappingProxyType(
     {
@@ -189,11 +198,17 @@ class RequestState:
     approver_role: ApproverRole
     status: Status
     deadline: datetime
+    step: int = 0
+    """Index into the category's chain: whose turn it is (``approver_role`` is its role)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """A final decision: the new state, who, when and why."""
+    """A decision of one step: the new state, who (in which role), when and why.
+
+    ``next_role`` is set when the step passed the request on to the chain's next authority
+    (the request stays pending); otherwise the decision is final.
+    """
 
     request_id: str
     category: Category
@@ -202,6 +217,12 @@ class Decision:
     decided_by: str
     decided_at: datetime
     reason: str | None
+    next_role: ApproverRole | None = None
+    next_step: int | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.outcome is not Status.PENDING
 
     @property
     def deletes_personal_data(self) -> bool:
@@ -221,17 +242,28 @@ def decide(
 ) -> Decision:
     """Decide on a request: the transition table, the reason rule and the deadline.
 
-    Raises ReasonRequired (reject without reason), InvalidTransition (already decided) or
-    RequestExpired (an officer's decision after the deadline: the request must expire).
+    An officer's ``APPROVE`` at a step that is not the chain's last is an ``ADVANCE``: the
+    request passes to the next authority. Raises ReasonRequired (reject without reason),
+    InvalidTransition (already decided) or RequestExpired (an officer's decision after the
+    deadline: the request must expire).
     """
     reason = normalise_reason(reason)
     if action in REASON_REQUIRED and reason is None:
         raise ReasonRequired(f"a reason is required to {action.value.lower()}")
+    if action is Action.ADVANCE:
+        raise ValueError("an officer approves; whether that advances is the chain's to say")
+    chain = CHAINS[state.category]
+    if state.approver_role is not chain[state.step]:
+        raise ValueError("the request's approver role is not its chain's current step")
+    last = state.step == len(chain) - 1
+    if action is Action.APPROVE and not last:
+        action = Action.ADVANCE
     outcome = transition(state.status, action)
     if action is not Action.EXPIRE and now >= state.deadline:
         raise RequestExpired("the request passed its deadline and expires instead")
     if action is Action.EXPIRE:
         actor, reason = SYSTEM_ACTOR, reason or EXPIRY_REASON
+    advanced = action is Action.ADVANCE
     return Decision(
         request_id=state.request_id,
         category=state.category,
@@ -240,6 +272,8 @@ def decide(
         decided_by=actor,
         decided_at=now,
         reason=reason,
+        next_role=chain[state.step + 1] if advanced else None,
+        next_step=state.step + 1 if advanced else None,
     )
 
 
@@ -255,8 +289,11 @@ class Emission:
 def emissions(
     decision: Decision, request: ApprovalRequest | None, *, escalation_valid: timedelta
 ) -> list[Emission]:
-    """The records a decision publishes: always the ``ApprovalDecision``; on approval also
-    the payload on its approved topic (``request`` is then required)."""
+    """The records a decision publishes: nothing for a step that passes the request on; for a
+    final decision the ``ApprovalDecision``, and on approval also the payload on its approved
+    topic (``request`` is then required)."""
+    if not decision.final:
+        return []
     out = [
         Emission(
             DECISIONS_TOPIC,
@@ -328,33 +365,45 @@ class AuditAction(StrEnum):
     """What an audit row records (``what``)."""
 
     VIEW = "view"  # an officer saw a request's personal data
-    DECISION = "decision"  # an officer approved or rejected
+    STEP = "step"  # an officer approved a step of a chain: on to the next authority
+    DECISION = "decision"  # an officer took the final decision: approved or rejected
     EXPIRY = "expiry"  # the deadline passed undecided
     ERASURE = "erasure"  # a tombstone on approval.requests deleted the personal data
+    CONSENT_GRANT = "consent_grant"  # the OM granted a standing consent
+    CONSENT_REVOKE = "consent_revoke"  # the OM revoked one (or a new grant superseded it)
 
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
-    """One row of the append-only audit log: who, what, which request, when, why."""
+    """One row of the append-only audit log: who, what, which request or consent, when, why.
+    ``approver_role`` is the role a decision or step was taken in."""
 
     actor: str
     action: AuditAction
-    request_id: str
+    request_id: str | None
     occurred_at: datetime
     outcome: Status | None = None
     reason: str | None = None
+    consent_id: str | None = None
+    approver_role: ApproverRole | None = None
 
 
 def audit_of(decision: Decision) -> AuditEntry:
-    """The audit row of a decision (an expiry is recorded as such)."""
-    action = AuditAction.EXPIRY if decision.outcome is Status.EXPIRED else AuditAction.DECISION
+    """The audit row of a decision (an expiry and a chain's step are recorded as such)."""
+    if decision.outcome is Status.EXPIRED:
+        action = AuditAction.EXPIRY
+    elif decision.final:
+        action = AuditAction.DECISION
+    else:
+        action = AuditAction.STEP
     return AuditEntry(
         actor=decision.decided_by,
         action=action,
         request_id=decision.request_id,
         occurred_at=decision.decided_at,
-        outcome=decision.outcome,
+        outcome=decision.outcome if decision.final else Status.APPROVED,
         reason=decision.reason,
+        approver_role=decision.approver_role,
     )
 
 
@@ -374,3 +423,20 @@ def age_bucket(age: timedelta) -> str:
         if bound is None or age < bound:
             return label
     raise AssertionError("the last bucket is unbounded")  # pragma: no cover
+
+
+RETRACTED_WHEN_WITHDRAWN: frozenset[Category] = frozenset(
+    {Category.SUSPECT, Category.PERSON_OF_INTEREST, Category.VICTIM}
+)
+"""Approved payloads a withdrawal of their source retracts (a tombstone on the approved topic).
+
+Not YOUTH_NUISANCE_DETAIL: its escalation is about a postcode area, not about one report, and
+it ends by itself at its ``valid_until``; it carries no personal data."""
+
+
+def retraction(request_id: str, category: Category) -> tuple[str, str] | None:
+    """(topic, key) of the tombstone that retracts an approved request whose source the police
+    withdrew, or None when its category is not retracted."""
+    if category not in RETRACTED_WHEN_WITHDRAWN:
+        return None
+    return APPROVED_TOPIC[category], request_id

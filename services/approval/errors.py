@@ -54,3 +54,29 @@ class ApiError(ApprovalError):
         super().__init__(f"HTTP {status}: {detail}" if status else detail)
         self.status = status
         self.detail = detail
+
+
+class InvalidConsent(ApprovalError):
+    """A consent's grant or revocation breaks a rule (400); names the field, never a value."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class ConsentNotFound(ApprovalError):
+    """No such consent (404)."""
+
+
+class ConsentRevoked(ApprovalError):
+    """The consent is revoked already (409)."""
+
+
+class Forbidden(ApprovalError):
+    """The caller's roles do not grant this (403): consents are the OM's."""
+
+
+class SameOfficer(ApprovalError):
+    """The officer decided an earlier step of this request's chain (409): the chain's steps
+    are two checks, by two people."""

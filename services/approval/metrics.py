@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+from dagmonitor.gates import CONSENT_CATEGORIES, GateCategory
 from services.approval.domain import AGE_BUCKETS, ApproverRole, AuditEntry, Decision
 
 APPROVALS_PENDING = Gauge(
@@ -29,6 +30,16 @@ AUDIT_ROWS = Counter(
     "Rows appended to the audit log, by action.",
     ["action"],
 )
+STEPS = Counter(
+    "dagmonitor_approval_steps_total",
+    "Approvals of a chain's earlier step that passed the request on, by the approving role.",
+    ["approver_role"],
+)
+CONSENTS_IN_FORCE = Gauge(
+    "dagmonitor_approval_consents_in_force",
+    "1 while the OM's standing consent of the category is in force, else 0.",
+    ["category"],
+)
 REQUESTS_STORED = Counter(
     "dagmonitor_approval_requests_stored_total",
     "Approval requests consumed, by result (stored, duplicate, erased).",
@@ -44,6 +55,15 @@ def set_pending(counts: dict[tuple[ApproverRole, str], int]) -> None:
 
 
 def count_decision(decision: Decision, audit: AuditEntry) -> None:
-    """Count a committed decision and its audit row."""
-    DECISIONS.labels(decision.outcome.value).inc()
+    """Count a committed decision (or a chain's step) and its audit row."""
+    if decision.final:
+        DECISIONS.labels(decision.outcome.value).inc()
+    else:
+        STEPS.labels(decision.approver_role.value).inc()
     AUDIT_ROWS.labels(audit.action.value).inc()
+
+
+def set_consents_in_force(in_force: set[GateCategory]) -> None:
+    """Set every consent category's cell, so a revoked or lapsed consent shows as 0."""
+    for category in CONSENT_CATEGORIES:
+        CONSENTS_IN_FORCE.labels(category.value).set(1 if category in in_force else 0)

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 
 from aiokafka import ConsumerRecord
 
+from dagmonitor import deletion
+from dagmonitor.deletion import Deletion
 from dagmonitor.outbox_relay import (
     Outbound,
     ProducerFactory,
@@ -25,11 +27,16 @@ from dagmonitor.outbox_relay import (
 from dagmonitor.streaming import new_producer
 from services.approval import metrics
 from services.approval.config import ApprovalSettings
+from services.approval.consent import CONSENTS_TOPIC
 from services.approval.domain import APPROVED_TOPIC, DECISIONS_TOPIC
 from services.approval.store import OutboxRow, Store
 
 SERVICE = "approval"
-RELAY_TOPICS: tuple[str, ...] = (DECISIONS_TOPIC, *sorted(set(APPROVED_TOPIC.values())))
+RELAY_TOPICS: tuple[str, ...] = (
+    DECISIONS_TOPIC,
+    *sorted(set(APPROVED_TOPIC.values())),
+    CONSENTS_TOPIC,
+)
 """Every topic the outbox publishes to (and recovery reads back)."""
 
 EVENTS = RelayEvents(
@@ -50,7 +57,10 @@ class ApprovalOutbox:
         return await self._store.fetch_unpublished(limit)
 
     def outbound(self, row: OutboxRow) -> Outbound[int]:
-        return Outbound(row.id, row.topic, row.key, row.payload, id_headers(row.id, self._source))
+        headers = id_headers(row.id, self._source)
+        if row.payload is None:  # only withdrawals retract: docs/adr/0015-withdrawals.md
+            headers = (*headers, *deletion.headers(Deletion.WITHDRAWN))
+        return Outbound(row.id, row.topic, row.key, row.payload, headers)
 
     def identify(self, record: ConsumerRecord[bytes, bytes]) -> int | None:
         row_id = id_from_headers(record, self._source)

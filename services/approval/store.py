@@ -1,4 +1,5 @@
-"""PostgreSQL adapter of the approval service: requests, their personal data, audit, outbox.
+"""PostgreSQL adapter of the approval service: requests, their personal data, consents, audit,
+outbox.
 
 Thin on purpose: SQL in, plain values out. The rules (who may, which transition, what to
 publish) live in ``domain``/``access`` and are applied by ``workflow``, which runs them inside
@@ -15,6 +16,8 @@ from datetime import datetime
 
 import asyncpg
 
+from dagmonitor.gates import GateCategory
+from services.approval.consent import Consent
 from services.approval.domain import (
     AGE_BUCKETS,
     ApprovalRequest,
@@ -27,7 +30,9 @@ from services.approval.domain import (
 )
 
 _REQUEST_COLUMNS = """r.request_id, r.category, r.approver_role, r.status, r.mk_code,
-    r.district_code, r.created_at, r.expires_at, r.decided_by, r.decided_at, r.reason"""
+    r.district_code, r.created_at, r.expires_at, r.decided_by, r.decided_at, r.reason, r.step"""
+_CONSENT_COLUMNS = """consent_id, category, granted_by, granted_at, reference, valid_until,
+    revoked_at, revoked_by, revoke_reason"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,22 +52,32 @@ class StoredRequest:
     decided_at: datetime | None
     reason: str | None
     raw: bytes | None = None
+    step: int = 0
+    """Index into the category's chain: the step whose authority decides now."""
 
     @property
     def state(self) -> RequestState:
         return RequestState(
-            self.request_id, self.category, self.approver_role, self.status, self.expires_at
+            self.request_id,
+            self.category,
+            self.approver_role,
+            self.status,
+            self.expires_at,
+            self.step,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
-    """A record to publish: contract topic, key, encoded value, and the request it is for."""
+    """A record to publish: contract topic, key, encoded value, and the request (or, with
+    ``request_id`` None, the consent) it is for."""
 
-    request_id: str
+    request_id: str | None
     topic: str
     key: str
-    payload: bytes
+    payload: bytes | None
+    """None: a tombstone (a withdrawal retracting an approved payload)."""
+    consent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +87,8 @@ class OutboxRow:
     id: int
     topic: str
     key: str
-    payload: bytes
+    payload: bytes | None
+    """None: a tombstone."""
     created_at: datetime
 
 
@@ -90,6 +106,21 @@ def _request(row: asyncpg.Record) -> StoredRequest:
         decided_at=row["decided_at"],
         reason=row["reason"],
         raw=row.get("request"),
+        step=row["step"],
+    )
+
+
+def _consent(row: asyncpg.Record) -> Consent:
+    return Consent(
+        consent_id=row["consent_id"],
+        category=GateCategory(row["category"]),
+        granted_by=row["granted_by"],
+        granted_at=row["granted_at"],
+        reference=row["reference"],
+        valid_until=row["valid_until"],
+        revoked_at=row["revoked_at"],
+        revoked_by=row["revoked_by"],
+        revoke_reason=row["revoke_reason"],
     )
 
 
@@ -147,7 +178,17 @@ class Transaction:
         return [_request(row) for row in rows]
 
     async def record_decision(self, decision: Decision) -> None:
-        """Store the decision; delete the personal data when the outcome says so."""
+        """Store the decision (a step: pass the request to the chain's next authority);
+        delete the personal data when the outcome says so."""
+        if not decision.final:
+            assert decision.next_role is not None and decision.next_step is not None
+            await self.conn.execute(
+                "UPDATE requests SET step = $2, approver_role = $3 WHERE request_id = $1",
+                decision.request_id,
+                decision.next_step,
+                decision.next_role.value,
+            )
+            return
         await self.conn.execute(
             "UPDATE requests SET status = $2, decided_by = $3, decided_at = $4, reason = $5 "
             "WHERE request_id = $1",
@@ -173,20 +214,84 @@ class Transaction:
 
     async def append_audit(self, entry: AuditEntry) -> None:
         await self.conn.execute(
-            "INSERT INTO audit_log (occurred_at, actor, action, request_id, outcome, reason) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO audit_log (occurred_at, actor, action, request_id, outcome, reason, "
+            "consent_id, approver_role) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             entry.occurred_at,
             entry.actor,
             entry.action.value,
             entry.request_id,
             entry.outcome.value if entry.outcome is not None else None,
             entry.reason,
+            entry.consent_id,
+            entry.approver_role.value if entry.approver_role is not None else None,
         )
 
     async def add_outbox(self, entries: Sequence[OutboxEntry]) -> None:
         await self.conn.executemany(
-            "INSERT INTO outbox (request_id, topic, record_key, payload) VALUES ($1, $2, $3, $4)",
-            [(e.request_id, e.topic, e.key, e.payload) for e in entries],
+            "INSERT INTO outbox (request_id, topic, record_key, payload, tombstone, consent_id) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            [
+                (e.request_id, e.topic, e.key, e.payload, e.payload is None, e.consent_id)
+                for e in entries
+            ],
+        )
+
+    # -- standing consents (services/approval/consent.py) ------------------------------------
+
+    async def step_deciders(self, request_id: str) -> set[str]:
+        """Who approved the earlier steps of the request's chain (the audit log's step rows)."""
+        rows = await self.conn.fetch(
+            "SELECT actor FROM audit_log WHERE request_id = $1 AND action = 'step'", request_id
+        )
+        return {row["actor"] for row in rows}
+
+    async def lock_category(self, category: GateCategory) -> None:
+        """Serialise the grants of one category until the transaction ends (two concurrent
+        grants would otherwise both find no unrevoked consent to supersede)."""
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('dagmonitor-consent:' || $1))",
+            category.value,
+        )
+
+    async def unrevoked_consent(self, category: GateCategory) -> Consent | None:
+        """The category's unrevoked consent (at most one), row-locked."""
+        row = await self.conn.fetchrow(
+            f"SELECT {_CONSENT_COLUMNS} FROM consents "
+            "WHERE category = $1 AND revoked_at IS NULL FOR UPDATE",
+            category.value,
+        )
+        return None if row is None else _consent(row)
+
+    async def lock_consent(self, consent_id: str) -> Consent | None:
+        row = await self.conn.fetchrow(
+            f"SELECT {_CONSENT_COLUMNS} FROM consents WHERE consent_id = $1 FOR UPDATE",
+            consent_id,
+        )
+        return None if row is None else _consent(row)
+
+    async def insert_consent(self, consent: Consent) -> None:
+        await self.conn.execute(
+            f"INSERT INTO consents ({_CONSENT_COLUMNS}) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            consent.consent_id,
+            consent.category.value,
+            consent.granted_by,
+            consent.granted_at,
+            consent.reference,
+            consent.valid_until,
+            consent.revoked_at,
+            consent.revoked_by,
+            consent.revoke_reason,
+        )
+
+    async def record_revocation(self, consent: Consent) -> None:
+        await self.conn.execute(
+            "UPDATE consents SET revoked_at = $2, revoked_by = $3, revoke_reason = $4 "
+            "WHERE consent_id = $1 AND revoked_at IS NULL",
+            consent.consent_id,
+            consent.revoked_at,
+            consent.revoked_by,
+            consent.revoke_reason,
         )
 
 
@@ -247,6 +352,17 @@ class Store:
             limit,
         )
         return [_request(row) for row in rows]
+
+    async def list_consents(self, categories: Collection[GateCategory]) -> list[Consent]:
+        """The consents of ``categories``, newest grant first (revoked ones included)."""
+        if not categories:
+            return []
+        rows = await self.pool.fetch(
+            f"SELECT {_CONSENT_COLUMNS} FROM consents WHERE category = ANY($1::text[]) "
+            "ORDER BY granted_at DESC, consent_id",
+            [c.value for c in categories],
+        )
+        return [_consent(row) for row in rows]
 
     async def pending_counts(self, now: datetime) -> dict[tuple[ApproverRole, str], int]:
         """Pending requests per (approver role, age bucket label)."""

@@ -3,7 +3,9 @@
 - ``receive``: a consumed ``approval.requests`` record (or tombstone) into PostgreSQL;
 - ``list_requests`` / ``view`` / ``decide``: what the HTTP API offers an officer, scoped by
   ``access``; a view and a decision each append one audit row in the same transaction;
-- ``expire_due``: the periodic expiry of requests past their deadline.
+- ``expire_due``: the periodic expiry of requests past their deadline;
+- ``list_consents`` / ``grant_consent`` / ``revoke_consent``: the OM's standing consents
+  (``consent``), each grant and revocation audited and published on ``approval.consents``.
 
 A decision, its audit row and its outbox rows (the records to publish) commit together;
 the outbox relay publishes them afterwards (docs/adr/0004-approval-outbox.md).
@@ -11,19 +13,30 @@ the outbox relay publishes them afterwards (docs/adr/0004-approval-outbox.md).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from dagmonitor import topics
+from dagmonitor import deletion, topics
 from dagmonitor.clock import Clock, utc_now
-from dagmonitor.codec import APPROVAL_REQUEST, Codec, default_codec
+from dagmonitor.codec import APPROVAL_REQUEST, CONSENT, Codec, default_codec
+from dagmonitor.deletion import Deletion
+from dagmonitor.gates import CONSENT_CATEGORIES, GateCategory
 from dagmonitor.rejection import Reason, RecordRejected
 from dagmonitor.streaming import Incoming
 from dagmonitor.telemetry import get_logger
-from services.approval import domain, metrics
-from services.approval.access import Capability, Principal, scope
+from services.approval import consent, domain, metrics
+from services.approval.access import (
+    Capability,
+    ConsentCapability,
+    Principal,
+    consent_scope,
+    scope,
+)
 from services.approval.config import ApprovalSettings
+from services.approval.consent import Consent
 from services.approval.domain import (
     SYSTEM_ACTOR,
     Action,
@@ -34,15 +47,23 @@ from services.approval.domain import (
 )
 from services.approval.errors import (
     ApprovalError,
+    ConsentNotFound,
+    Forbidden,
     InvalidRequest,
     RequestExpired,
     RequestNotFound,
+    SameOfficer,
 )
 from services.approval.store import OutboxEntry, Store, StoredRequest, Transaction
 
 _log = get_logger(__name__)
 
-ERASURE_REASON = "tombstone on approval.requests"
+ERASURE_REASONS = {
+    Deletion.RETENTION: "tombstone on approval.requests (retention)",
+    Deletion.WITHDRAWN: "tombstone on approval.requests (withdrawn by the police)",
+}
+"""The audit row's reason of an erasure, by why the tombstone was written."""
+RETRACTED = "; approved payload retracted"
 
 
 class Workflow:
@@ -63,6 +84,8 @@ class Workflow:
         self._on_outbox = on_outbox
         self.expiry = timedelta(days=settings.approval_expiry_days)
         self.escalation_valid = timedelta(days=settings.approval_escalation_valid_days)
+        self._covenant_end = settings.covenant_end_date
+        self._tz = ZoneInfo(settings.report_timezone)
 
     # -- intake ------------------------------------------------------------------------------
 
@@ -75,7 +98,7 @@ class Workflow:
         if incoming.key is None:
             raise RecordRejected(Reason.INVALID_FIELD, "approval request without a key")
         if incoming.value is None:
-            await self.erase(incoming.key)
+            await self.erase(incoming.key, deletion.reason_of(incoming.headers))
             return
         try:
             request = domain.parse_request(incoming.value)
@@ -92,13 +115,17 @@ class Workflow:
             category=request.category.value,
         )
 
-    async def erase(self, request_id: str) -> bool:
+    async def erase(self, request_id: str, reason: Deletion = Deletion.RETENTION) -> bool:
         """Delete a request's personal data (a tombstone from retention or its producer).
 
         A pending request is withdrawn altogether (nothing is left to decide on); a decided
-        one keeps its ids, state and decision. Returns False when the request is unknown.
+        one keeps its ids, state and decision. When the police withdrew the request's source
+        (``reason`` WITHDRAWN) and it was approved, the approved payload is retracted: a
+        tombstone on its approved topic, through the outbox in the same transaction. Returns
+        False when the request is unknown.
         """
         now = self._clock()
+        retract = None
         async with self.store.transaction() as tx:
             stored = await tx.lock_any(request_id)
             if stored is None:
@@ -107,14 +134,31 @@ class Workflow:
                 await tx.delete_request(request_id)
             else:
                 await tx.delete_subject(request_id)
+            if reason is Deletion.WITHDRAWN and stored.status is Status.APPROVED:
+                retract = domain.retraction(request_id, stored.category)
+            if retract is not None:
+                topic, key = retract
+                await tx.add_outbox([OutboxEntry(request_id, topic, key, None)])
             await tx.append_audit(
                 AuditEntry(
-                    SYSTEM_ACTOR, AuditAction.ERASURE, request_id, now, reason=ERASURE_REASON
+                    SYSTEM_ACTOR,
+                    AuditAction.ERASURE,
+                    request_id,
+                    now,
+                    reason=ERASURE_REASONS[reason] + (RETRACTED if retract else ""),
                 )
             )
         metrics.REQUESTS_STORED.labels("erased").inc()
         metrics.AUDIT_ROWS.labels(AuditAction.ERASURE.value).inc()
-        _log.info("request_erased", request_id=request_id, status=stored.status.value)
+        _log.info(
+            "request_erased",
+            request_id=request_id,
+            status=stored.status.value,
+            reason=reason.value,
+            retracted=retract is not None,
+        )
+        if retract is not None:
+            self._on_outbox()
         return True
 
     # -- what officers do ----------------------------------------------------------------------
@@ -152,7 +196,8 @@ class Workflow:
         """Approve or reject a pending request as ``principal``.
 
         Raises RequestNotFound (missing or outside scope), ReasonRequired, InvalidTransition
-        (decided already) or RequestExpired (deadline passed: it is expired now instead).
+        (decided already), SameOfficer (the officer decided an earlier step of its chain) or
+        RequestExpired (deadline passed: it is expired now instead).
         """
         if action is Action.EXPIRE:
             raise ValueError("expiry is the system's, not an officer's")
@@ -164,6 +209,8 @@ class Workflow:
             )
             if stored is None:
                 raise RequestNotFound("no such request")
+            if stored.step > 0 and principal.sub in await tx.step_deciders(request_id):
+                raise SameOfficer("each step of a chain is decided by another officer")
             try:
                 decision = domain.decide(
                     stored.state, action, actor=principal.sub, reason=reason, now=now
@@ -206,6 +253,113 @@ class Workflow:
         metrics.OUTBOX_BACKLOG.set(backlog)
         age = (self._clock() - oldest).total_seconds() if oldest is not None else 0
         metrics.OUTBOX_OLDEST_SECONDS.set(max(0.0, age))
+        now = self._clock()
+        consents = await self.store.list_consents(CONSENT_CATEGORIES)
+        metrics.set_consents_in_force({c.category for c in consents if c.in_force(now)})
+
+    # -- the OM's standing consents ----------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The zone the covenant's days are counted in."""
+        return self._tz
+
+    async def list_consents(self, principal: Principal) -> list[Consent]:
+        """Every consent (revoked ones too) of the categories ``principal`` may list, newest
+        first; raises Forbidden when that is none."""
+        categories = consent_scope(principal, ConsentCapability.LIST)
+        if not categories:
+            raise Forbidden("only the OM may see the standing consents")
+        return await self.store.list_consents(categories)
+
+    async def grant_consent(
+        self,
+        principal: Principal,
+        category: GateCategory,
+        reference: str,
+        valid_until: datetime | None,
+    ) -> Consent:
+        """Grant the standing consent of ``category`` as ``principal``; it supersedes the
+        category's unrevoked consent, if any. Audited and published in the same transaction.
+
+        Raises Forbidden (not the OM) or InvalidConsent (reference, valid_until).
+        """
+        if category not in consent_scope(principal, ConsentCapability.GRANT):
+            raise Forbidden("only the OM may grant a standing consent")
+        now = self._clock()
+        granted = consent.grant(
+            consent_id=f"consent-{uuid.uuid4().hex}",
+            category=category,
+            reference=reference,
+            valid_until=valid_until,
+            actor=principal.sub,
+            now=now,
+            limit=consent.covenant_limit(now, self._covenant_end, self._tz),
+        )
+        audits = []
+        async with self.store.transaction() as tx:
+            await tx.lock_category(category)
+            previous = await tx.unrevoked_consent(category)
+            if previous is not None:
+                reason = consent.SUPERSEDED.format(consent_id=granted.consent_id)
+                superseded = consent.revoke(previous, actor=principal.sub, reason=reason, now=now)
+                await tx.record_revocation(superseded)
+                audits.append(consent.audit_of_revoke(superseded))
+            await tx.insert_consent(granted)
+            audits.append(consent.audit_of_grant(granted))
+            for audit in audits:
+                await tx.append_audit(audit)
+            await tx.add_outbox([self._consent_entry(granted)])
+        self._consent_committed(granted, audits)
+        return granted
+
+    async def revoke_consent(self, principal: Principal, consent_id: str, reason: str) -> Consent:
+        """Revoke a consent as ``principal``: from now on its category is held. Audited and
+        published in the same transaction.
+
+        Raises ConsentNotFound, Forbidden (not the OM), ConsentRevoked (revoked already) or
+        InvalidConsent (no reason).
+        """
+        if not consent_scope(principal, ConsentCapability.REVOKE):
+            raise Forbidden("only the OM may revoke a standing consent")
+        now = self._clock()
+        async with self.store.transaction() as tx:
+            current = await tx.lock_consent(consent_id)
+            if current is None:
+                raise ConsentNotFound("no such consent")
+            if current.category not in consent_scope(principal, ConsentCapability.REVOKE):
+                raise Forbidden("only the OM may revoke a standing consent")
+            revoked = consent.revoke(current, actor=principal.sub, reason=reason, now=now)
+            await tx.record_revocation(revoked)
+            audit = consent.audit_of_revoke(revoked)
+            await tx.append_audit(audit)
+            await tx.add_outbox([self._consent_entry(revoked)])
+        self._consent_committed(revoked, [audit])
+        return revoked
+
+    def _consent_entry(self, state: Consent) -> OutboxEntry:
+        """The outbox row that puts ``state`` on approval.consents, keyed by category."""
+        return OutboxEntry(
+            None,
+            consent.CONSENTS_TOPIC,
+            state.category.value,
+            self._codec.encode(CONSENT, state.record()),
+            consent_id=state.consent_id,
+        )
+
+    def _consent_committed(self, state: Consent, audits: Sequence[AuditEntry]) -> None:
+        for audit in audits:
+            metrics.AUDIT_ROWS.labels(audit.action.value).inc()
+            _log.info(
+                "consent_"
+                + ("revoked" if audit.action is AuditAction.CONSENT_REVOKE else "granted"),
+                consent_id=audit.consent_id,
+                category=state.category.value,
+            )
+        self._on_outbox()
 
     # -- inside the transaction ----------------------------------------------------------------
 
@@ -237,10 +391,11 @@ class Workflow:
         for decision in decisions:
             metrics.count_decision(decision, domain.audit_of(decision))
             _log.info(
-                "request_decided",
+                "request_decided" if decision.final else "request_step_approved",
                 request_id=decision.request_id,
                 outcome=decision.outcome.value,
                 approver_role=decision.approver_role.value,
+                next_role=decision.next_role.value if decision.next_role else None,
             )
         if decisions:
             self._on_outbox()

@@ -28,7 +28,8 @@ _COLUMNS = (
     "suspects_shared",
     "victims_shared",
 )
-_YES_NO = {"ja": True, "nee": False}
+YES_NO = {"ja": True, "nee": False}
+"""The policy files' booleans, in the annex's own words."""
 
 
 class HouseNumberLevel(StrEnum):
@@ -55,10 +56,15 @@ class AnnexRow:
 Annex = Mapping[str, AnnexRow]
 
 
+def policy_table(text: str) -> csv.DictReader[str]:
+    """The rows of a policy CSV kept beside this module (``#`` lines are comments)."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return csv.DictReader(io.StringIO("\n".join(lines)))
+
+
 def parse_annex(text: str) -> Annex:
     """Parse the annex CSV (``#`` lines are comments); raises ConfigError on any defect."""
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    reader = csv.DictReader(io.StringIO("\n".join(lines)))
+    reader = policy_table(text)
     if tuple(reader.fieldnames or ()) != _COLUMNS:
         raise ConfigError(f"annex columns must be {', '.join(_COLUMNS)}")
     rows: dict[str, AnnexRow] = {}
@@ -67,11 +73,11 @@ def parse_annex(text: str) -> Annex:
             row = AnnexRow(
                 code=raw["code"].strip().upper(),
                 description=raw["description"].strip(),
-                shared=_YES_NO[raw["shared"]],
+                shared=YES_NO[raw["shared"]],
                 house_number_level=HouseNumberLevel(raw["house_number_level"]),
-                ter_hoogte_van=_YES_NO[raw["ter_hoogte_van"]],
-                suspects_shared=_YES_NO[raw["suspects_shared"]],
-                victims_shared=_YES_NO[raw["victims_shared"]],
+                ter_hoogte_van=YES_NO[raw["ter_hoogte_van"]],
+                suspects_shared=YES_NO[raw["suspects_shared"]],
+                victims_shared=YES_NO[raw["victims_shared"]],
             )
         except (KeyError, ValueError) as exc:
             raise ConfigError(f"annex row {number}: invalid value ({exc})") from None

@@ -3,12 +3,17 @@
 Routes (all on raw bytes, decoding with the project codec):
 
 - ``ingest.incidents`` -> policy -> ``dagmonitor.entries``, ``vehicles.signals``,
-  ``approval.requests``. Shared E35 reports with a postcode go on, keyed by postcode, to an
-  internal topic, so that the E35 agent sees every report of a postcode on one partition.
-- the E35 route counts reports per postcode (sliding window, a table), asks the district
-  police once per postcode when the threshold is crossed, and writes the E35 entry — at house-
-  number level "ter hoogte van" while an approved escalation for the postcode is in force.
-- ``escalations.approved`` -> the escalations table (postcode -> valid_until), co-partitioned
+  ``approval.requests``. Shared E35 reports with a postcode go on, keyed by postcode area
+  (PC6 or PC4, ``escalation.area_of``), to an internal topic, so that the E35 route sees every
+  report of an area on one partition.
+- ``ingest.municipal`` -> the municipality's youth-nuisance reports go on to the same internal
+  topic, keyed by area, carrying only their key and time: they are counted, never shared
+  (ADR 0013). A table remembers each report's area, so a withdrawal or a move uncounts it.
+- the E35 route counts police and municipal reports per area in one sliding window (a table),
+  asks the district police once per area when the threshold is crossed, and writes a police
+  report's E35 entry — at house-number level "ter hoogte van" while an approved escalation for
+  the area is in force.
+- ``escalations.approved`` -> the escalations table (area -> valid_until), co-partitioned
   with the internal E35 topic (same key, same partition count).
 - ``ingest.persons`` -> policy -> ``approval.requests``.
 
@@ -28,8 +33,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from dagmonitor import topics
-from dagmonitor.codec import ESCALATION, INCIDENT_EVENT, PERSON_NOTICE, Codec, default_codec
+from dagmonitor import deletion, topics
+from dagmonitor.codec import (
+    ESCALATION,
+    INCIDENT_EVENT,
+    MUNICIPAL_REPORT,
+    PERSON_NOTICE,
+    Codec,
+    default_codec,
+)
+from dagmonitor.deletion import Deletion
 from dagmonitor.processor import (
     Batch,
     ProcessorService,
@@ -39,6 +52,7 @@ from dagmonitor.processor import (
     record_key,
     record_time,
 )
+from dagmonitor.rejection import Reason, RecordRejected
 from dagmonitor.service import serve_parts
 from dagmonitor.telemetry import (
     RECORDS_DROPPED,
@@ -56,6 +70,7 @@ from services.classifier.policy import (
     classify_incident,
     classify_notice,
     escalation_request,
+    normalise_postcode,
 )
 
 SERVICE = "classifier"
@@ -88,6 +103,7 @@ class Classifier(ProcessorService):
         self.codec = codec or default_codec()
         self.policy = settings.policy()
         self.rule = settings.window_rule()
+        self.area = settings.escalation_area
         self.annex = load_annex()
         self.processor = processor = StreamProcessor(
             settings,
@@ -101,12 +117,14 @@ class Classifier(ProcessorService):
 
         self.incident_outputs = table("incident-outputs", "ingest.incidents")
         self.notice_outputs = table("notice-outputs", "ingest.persons")
+        self.municipal_reports = table("municipal-reports", "ingest.municipal")
         self.e35_windows = table("e35-windows", "escalations.approved")
         self.escalations = table("escalations", "escalations.approved")
         self.e35_topic = f"{processor.group}-{E35_TOPIC}"
         for source, handler, used in (
             ("ingest.incidents", self._on_incident, [self.incident_outputs]),
             ("ingest.persons", self._on_notice, [self.notice_outputs]),
+            ("ingest.municipal", self._on_municipal, [self.municipal_reports]),
             ("escalations.approved", self._on_escalation, [self.escalations]),
         ):
             processor.route(settings.topic(source), source, handler, used)
@@ -131,7 +149,10 @@ class Classifier(ProcessorService):
     async def _tombstone(self, batch: Batch, refs: Iterable[versions.Ref]) -> None:
         for topic, key in refs:
             await batch.send(
-                self.settings.topic(topic), key.encode("utf-8"), None, inject_trace_headers()
+                self.settings.topic(topic),
+                key.encode("utf-8"),
+                None,
+                [*inject_trace_headers(), *deletion.headers(Deletion.WITHDRAWN)],
             )
             RECORDS_OUT.labels(SERVICE, topic).inc()
 
@@ -153,7 +174,8 @@ class Classifier(ProcessorService):
             RECORDS_DROPPED.labels(SERVICE, decision.reason or "dropped").inc()
         await self._tombstone(batch, step.tombstones)
         if step.retract_e35:
-            await self._forward_e35(batch, step.retract_e35, key.decode("utf-8"), None)
+            area = escalation.area_of(step.retract_e35, self.area)
+            await self._forward_e35(batch, area, {"registration_number": key.decode("utf-8")}, None)
         if emit is not None:
             await emit()
         batch.set(table, key, step.state)
@@ -187,14 +209,17 @@ class Classifier(ProcessorService):
         await self._send(batch, [o for o in decision.outputs if not (e35 and o.topic == ENTRIES)])
         if e35:
             report = self._e35_report(record, decision, now=now)
-            await self._forward_e35(batch, e35, record["registration_number"], report)
+            key = {"registration_number": record["registration_number"]}
+            await self._forward_e35(batch, escalation.area_of(e35, self.area), key, report)
 
     def _e35_report(
         self, record: dict[str, Any], decision: Decision, *, now: datetime
     ) -> dict[str, Any]:
-        """What the E35 window needs of a shared report, and nothing more: when it happened,
-        where (district, for the request), and its entry without and with the house number
-        (which one goes out depends on an escalation only the E35 route knows)."""
+        """What the E35 route needs of a shared police report, and nothing more: when it
+        happened, where (district, for the request), and its Dagmonitor entry without and with
+        the house number (which one goes out depends on an escalation only the E35 route
+        knows). No person, phone, vehicle or free text of the incident travels: the entries
+        are the policy's own outputs (rule 3)."""
         schema = topics.get(ENTRIES).schema
         plain = next(o for o in decision.outputs if o.topic == ENTRIES)
         detailed = next(
@@ -212,15 +237,46 @@ class Classifier(ProcessorService):
         }
 
     async def _forward_e35(
-        self, batch: Batch, postcode: str, registration: str, report: dict[str, Any] | None
+        self,
+        batch: Batch,
+        area: str,
+        key: dict[str, str],
+        report: dict[str, Any] | None,
     ) -> None:
-        envelope = {"registration_number": registration, "report": report}
+        """Send one report (None: its withdrawal) to the E35 route, keyed by its ``area``.
+
+        ``key`` names the report: ``{"registration_number": ...}`` (police) or
+        ``{"report_id": ...}`` (municipal)."""
+        envelope = {**key, "report": report}
         await batch.send(
             self.e35_topic,
-            postcode.encode("utf-8"),
+            area.encode("utf-8"),
             json.dumps(envelope).encode("utf-8"),
             inject_trace_headers(),
         )
+
+    # -- municipal reports -----------------------------------------------------------------
+
+    async def _on_municipal(self, message: Record, batch: Batch) -> None:
+        """Count a municipal youth-nuisance report in its area; a tombstone uncounts it."""
+        key = record_key(message)
+        report_id = key.decode("utf-8")
+        previous = batch.get(self.municipal_reports, key)
+        area = reported_at = None
+        if message.value is not None:
+            record = self.codec.decode(message.value, expect=MUNICIPAL_REPORT).record
+            postcode = normalise_postcode(record["postcode"])
+            if postcode is None:
+                raise RecordRejected(Reason.INVALID_FIELD, "postcode: not a Dutch postcode")
+            area, reported_at = escalation.area_of(postcode, self.area), record["reported_at"]
+        name = {"report_id": report_id}
+        if previous is not None and previous["area"] != area:
+            await self._forward_e35(batch, previous["area"], name, None)
+        if area is None or reported_at is None:
+            batch.set(self.municipal_reports, key, None)
+            return
+        await self._forward_e35(batch, area, name, {"reported_at": _ms(reported_at)})
+        batch.set(self.municipal_reports, key, {"area": area})
 
     # -- E35 per postcode ------------------------------------------------------------------
 
@@ -228,28 +284,37 @@ class Classifier(ProcessorService):
         key = record_key(message)
         envelope = json.loads(message.value or b"null")
         state = batch.get(self.e35_windows, key)
-        registration = envelope["registration_number"]
+        registration = envelope.get("registration_number")
+        window_key = escalation.report_key(
+            registration_number=registration, report_id=envelope.get("report_id")
+        )
         report = envelope["report"]
         if report is None:
-            batch.set(self.e35_windows, key, escalation.remove_report(state, registration))
+            batch.set(self.e35_windows, key, escalation.remove_report(state, window_key))
             return
         now = record_time(message)
-        active = batch.get(self.escalations, key)
-        escalated = active is not None and _from_ms(active["valid_until"]) > now
-        entry = base64.b64decode(report["detailed_entry" if escalated else "entry"])
-        await batch.send(
-            self.settings.topic(ENTRIES),
-            registration.encode("utf-8"),
-            entry,
-            inject_trace_headers(),
-        )
-        RECORDS_OUT.labels(SERVICE, ENTRIES).inc()
+        if registration is not None:
+            # A police report has its Dagmonitor entry; a municipal one is only counted.
+            active = batch.get(self.escalations, key)
+            escalated = active is not None and _from_ms(active["valid_until"]) > now
+            entry = base64.b64decode(report["detailed_entry" if escalated else "entry"])
+            await batch.send(
+                self.settings.topic(ENTRIES),
+                registration.encode("utf-8"),
+                entry,
+                inject_trace_headers(),
+            )
+            RECORDS_OUT.labels(SERVICE, ENTRIES).inc()
         new_state, due = escalation.add_report(
-            state, registration, report["reported_at"], self.rule
+            state, window_key, report["reported_at"], self.rule, report.get("district_code")
         )
         if due:
             request = escalation_request(
-                key.decode("utf-8"), registration, report["district_code"], self.policy, now=now
+                key.decode("utf-8"),
+                window_key,
+                new_state["district_code"],
+                self.policy,
+                now=now,
             )
             await self._send(batch, [request])
         batch.set(self.e35_windows, key, new_state)

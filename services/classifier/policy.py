@@ -4,7 +4,8 @@
 "now", and return what may leave (topic, key, value) or why nothing does. No I/O, no clock, no
 randomness: the same input gives the same output, so a replay changes nothing. Which MK codes
 are shared, and at what precision, comes from Bijlage 1 (``bijlage1.csv``); which persons go to
-which approver, and on what conditions, from the table ``PERSON_ROLES``.
+which approver, and on what conditions, from the table ``PERSON_ROLES``; which of their fields
+go, per category, from the covenant's field sets (``field_sets.csv``, ``FIELD_SETS``).
 
 Keys are deterministic: entries by registration number, vehicle signals by registration number
 and plate, approval requests by a keyed hash (HMAC-SHA-256 with the deployment's id key) of
@@ -26,6 +27,7 @@ from types import MappingProxyType
 from typing import Any
 
 from services.classifier.annex import Annex, AnnexRow, HouseNumberLevel
+from services.classifier.field_sets import PERSON_FIELDS, FieldSet, FieldSets, load_field_sets
 
 TER_HOOGTE_VAN = "ter hoogte van"
 
@@ -48,14 +50,12 @@ class Condition(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PersonRole:
-    """Where a person of one role goes (approval request category and approver), when
-    (every condition holds), and with what (the phone number, the modus operandi)."""
+    """Where a person of one role goes (approval request category and approver) and when
+    (every condition holds); with what is the category's field set (``FIELD_SETS``)."""
 
     category: str
     approver_role: str
     conditions: frozenset[Condition]
-    phone: bool
-    modus_operandi: bool
 
 
 # Rules 4, 5 and 9, by the person's role in the police registration. Roles not in this table
@@ -66,18 +66,18 @@ PERSON_ROLES: Mapping[str, PersonRole] = MappingProxyType(
             category="SUSPECT",
             approver_role="OM",
             conditions=frozenset({Condition.SUSPECTS_SHARED, Condition.TEAM_DISTRICT}),
-            phone=False,
-            modus_operandi=False,
         ),
         "VICTIM": PersonRole(
             category="VICTIM",
             approver_role="POLICE_BURGLARY_TEAM",
             conditions=frozenset({Condition.VICTIMS_SHARED}),
-            phone=True,
-            modus_operandi=True,
         ),
     }
 )
+
+# Rules 4, 5 and 7: what of a person leaves per category, the covenant's words beside each
+# row. Loaded (and refused if defective) when the policy is imported, i.e. at start.
+FIELD_SETS: FieldSets = load_field_sets()
 
 _POSTCODE = re.compile(r"^([1-9][0-9]{3})([A-Z]{2})$")
 # Letter pairs the Dutch postal service does not issue.
@@ -282,8 +282,9 @@ def _person_requests(
         role = PERSON_ROLES.get(person["role"])
         if role is None or not all(holds[condition] for condition in role.conditions):
             continue  # a condition fails, or a role that never leaves (rule 9)
-        subject = _shared_person(person, with_phone=role.phone)
-        modus_operandi = event.get("modus_operandi") if role.modus_operandi else None
+        fields = FIELD_SETS[role.category]
+        subject = _shared_person(person, fields)
+        modus_operandi = event.get("modus_operandi") if fields.modus_operandi else None
         rid = request_id(config, role.category, event["registration_number"], _identity(person))
         requests[rid] = Output(
             REQUESTS,
@@ -308,22 +309,18 @@ def _person_requests(
     return list(requests.values())
 
 
-def _shared_person(person: Mapping[str, Any], *, with_phone: bool) -> dict[str, Any]:
-    """The fields of a person that may go to an approver: name, birth date, address, photo."""
-    address = person.get("address")
-    return {
-        "first_names": person.get("first_names"),
-        "surname_prefix": person.get("surname_prefix"),
-        "surname": person.get("surname"),
-        "birth_date": person.get("birth_date"),
-        "address": dict(address) if address is not None else None,
-        "phone": person.get("phone") if with_phone else None,
-        "photo_ref": person.get("photo_ref"),
-    }
+def _shared_person(person: Mapping[str, Any], fields: FieldSet) -> dict[str, Any]:
+    """A police ``Person`` as the ``SharedPerson`` of an approval request, for every category:
+    the fields its field set shares as given, every other field null."""
+    shared = {name: person.get(name) if name in fields.person else None for name in PERSON_FIELDS}
+    if shared["address"] is not None:
+        shared["address"] = dict(shared["address"])
+    return shared
 
 
 def _identity(person: Mapping[str, Any]) -> str:
-    """What makes a person the same person across versions of a registration."""
+    """What makes a person the same person across versions of a registration (only hashed
+    into the request id, with the deployment's key: the birth date does not leave)."""
     parts = (
         person.get("first_names"),
         person.get("surname_prefix"),
@@ -351,7 +348,7 @@ def classify_notice(notice: Mapping[str, Any], config: PolicyConfig, *, now: dat
         "source_version": notice["version"],
         "mk_code": mk_codes[0] if mk_codes else None,
         "district_code": overlap[0],
-        "subject": _shared_person(person, with_phone=False),
+        "subject": _shared_person(person, FIELD_SETS["PERSON_OF_INTEREST"]),
         "modus_operandi": None,
         "notice_kind": notice["kind"],
         "valid_until": notice["valid_until"],

@@ -98,7 +98,11 @@ class Distributor(ServiceParts):
             settings,
             service=SERVICE,
             topics=TOPICS,
-            handler=Intake(self.store).handle,
+            handler=Intake(
+                self.store,
+                on_withdrawal=self.scheduler.wake_notices,
+                on_consent=self.scheduler.wake_held,  # what was held goes out at once
+            ).handle,
             dead_letters=letters,
         )
         await self.consumer.start()

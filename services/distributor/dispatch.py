@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,22 +19,28 @@ from zoneinfo import ZoneInfo
 from dagmonitor.clock import Checkpoint, Clock, day_bounds, local_date, no_checkpoint, utc_now
 from dagmonitor.telemetry import get_logger
 from services.distributor.config import DistributorSettings
-from services.distributor.entitlements import Category, Recipient, entitled_recipients
+from services.distributor.consents import ConsentGate
+from services.distributor.entitlements import Category, Recipient, Role, entitled_recipients
 from services.distributor.metrics import (
     RENDER_SECONDS,
     REPORTS_PROVISIONAL,
     SUPPLEMENT_ENTRIES,
     UNDELIVERABLE,
+    WITHDRAWAL_NOTICES,
+    WITHDRAWALS_OPEN,
 )
 from services.distributor.outbox import OutboxMessage, address
 from services.distributor.rendering import (
     Kind,
+    ProvidedIn,
     RecordRef,
     Rendered,
+    Withdrawn,
     render_daily,
     render_hotspots,
     render_notices,
     render_supplement,
+    render_withdrawal,
 )
 from services.distributor.reports import (
     Entry,
@@ -45,10 +51,16 @@ from services.distributor.reports import (
     victim_item,
 )
 from services.distributor.schedule import Period, hotspot_period
-from services.distributor.store import Store, TellDay
-from services.distributor.supplement import Change, DayChanges, day_changes
+from services.distributor.store import Store, TellDay, WithdrawalDue
+from services.distributor.supplement import (
+    Change,
+    DayChanges,
+    day_changes,
+    entry_from_document,
+)
 
 NO_ENTITLED_RECIPIENT = "no_entitled_recipient"
+ENTRIES_TOPIC = "dagmonitor.entries"
 
 NOTICE_SOURCES: Mapping[
     Category, tuple[str, Callable[[Mapping[str, Any], ZoneInfo], NoticeItem]]
@@ -107,12 +119,15 @@ class Dispatcher:
         clock: Clock = utc_now,
         checkpoint: Checkpoint = no_checkpoint,
         on_stored: Callable[[], None] = lambda: None,
+        consents: ConsentGate | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._clock = clock
         self._checkpoint = checkpoint
         self._on_stored = on_stored
+        # The gate table's standing consents: a report or batch without one in force is held.
+        self.consents = consents or ConsentGate(store.pool, clock=clock)
 
     def _recipients(self, category: Category) -> list[Recipient]:
         recipients = entitled_recipients(category, self._settings.recipients)
@@ -175,6 +190,8 @@ class Dispatcher:
         todo = await self._missing(Kind.DAILY, period, recipients)
         if not todo:
             return Outcome(Kind.DAILY, period, category, len(recipients), 0)
+        if not await self.consents.passes(category, Kind.DAILY, period, day):  # held
+            return Outcome(Kind.DAILY, period, category, len(recipients), 0)
         provisional = not await _passed(gate, Kind.DAILY)
         versioned = await self._store.versioned_entries_between(*day_bounds(day, self._settings.tz))
         entries = [entry for entry, _ in versioned]
@@ -204,6 +221,8 @@ class Dispatcher:
         what was told about them is forgotten. A daily report whose unsent mail a tombstone
         purged is made again first, without the withdrawn entry.
         """
+        if not await self.consents.passes(Category.DAGMONITOR_DAILY, Kind.SUPPLEMENT):  # held
+            return []
         settings = self._settings
         today = local_date(self._clock(), settings.tz)
         since = today - timedelta(days=settings.supplement_horizon_days)
@@ -283,6 +302,8 @@ class Dispatcher:
         todo = await self._missing(Kind.HOTSPOTS, period.label(), recipients)
         if not todo:
             return Outcome(Kind.HOTSPOTS, period.label(), category, len(recipients), 0)
+        if not await self.consents.passes(category, Kind.HOTSPOTS, period.label(), last_day):
+            return Outcome(Kind.HOTSPOTS, period.label(), category, len(recipients), 0)  # held
         provisional = not await _passed(gate, Kind.HOTSPOTS)
         counts = await self._store.postcode_counts(*period.bounds(self._settings.tz))
         messages = await asyncio.to_thread(self._render_hotspots, period, counts, todo, provisional)
@@ -326,7 +347,7 @@ class Dispatcher:
         today = local_date(self._clock(), self._settings.tz)
         for category, (_topic, to_item) in NOTICE_SOURCES.items():
             waiting = await self._store.unbatched_notices(category.value)
-            if not waiting:
+            if not waiting or not await self.consents.passes(category, Kind.NOTICE):  # held
                 continue
             recipients = self._recipients(category)
             if not recipients:
@@ -348,3 +369,76 @@ class Dispatcher:
                 Outcome(Kind.NOTICE, batch_id, category, len(recipients), stored, len(refs))
             )
         return outcomes
+
+    async def _remake_notices(self) -> list[Outcome]:
+        """Notice batches made again for one recipient, whose mail a withdrawal purged: the
+        batch's other records, in a batch of their own (an empty one is just dropped)."""
+        outcomes = []
+        for batch_id, address_, role, records in await self._store.notice_remakes():
+            category = Category(batch_id.split(".", 1)[0])
+            if records:
+                to_item = NOTICE_SOURCES[category][1]
+                refs = [ref for ref, _ in records]
+                remade_id = f"{batch_id}.{notice_batch_id(category, date.min, refs)[-16:]}"
+                items = [(ref, to_item(value, self._settings.tz)) for ref, value in records]
+                rendered = render_notices(category, remade_id, items)
+                messages = self._address_all(rendered, [Recipient(Role(role), address_)])
+                stored = await self._store_rendered(messages)
+                outcomes.append(Outcome(Kind.NOTICE, remade_id, category, 1, stored, len(records)))
+            await self._store.notice_remade(batch_id, address_)
+        return outcomes
+
+    async def ensure_withdrawals(self) -> list[Outcome]:
+        """Withdrawal notices (``Intrekking verstrekking``) for records the police withdrew.
+
+        Every recipient of a sent mail that carried a withdrawn record gets one notice per
+        record, naming each of their mails that carried it (an entry can be in a daily report
+        and a supplement) and what to delete, as they received it. Unsent mails that carry it
+        are purged first (their reports and batches are made again without it); a withdrawal
+        is forgotten once no mail made before it is unsent and every provision has its notice.
+        Idempotent: a provision's record is withdrawn once (``outbox.withdraws``).
+        """
+        await self._store.purge_withdrawn_unsent()
+        outcomes = await self._remake_notices()
+        due = await self._store.withdrawals_due()
+        groups: dict[tuple[str, str, str], list[WithdrawalDue]] = {}
+        for row in due:
+            groups.setdefault((row.topic, row.key, row.recipient_address), []).append(row)
+        for rows in groups.values():
+            outcomes.append(await self._store_withdrawal(rows))
+        await self._store.forget_withdrawn()
+        WITHDRAWALS_OPEN.set(await self._store.withdrawn_count())
+        return outcomes
+
+    async def _store_withdrawal(self, rows: Sequence[WithdrawalDue]) -> Outcome:
+        first = rows[0]
+        category = Category(first.category)
+        entry = title = None
+        if first.shown is not None:
+            if first.topic == ENTRIES_TOPIC:
+                entry = entry_from_document(first.shown)
+            else:
+                title = NOTICE_SOURCES[category][1](first.shown, self._settings.tz).title
+        withdrawn = Withdrawn(
+            RecordRef(first.topic, first.key),
+            category,
+            tuple(ProvidedIn(r.provision_id, r.subject, r.sent_at) for r in rows),
+            entry=entry,
+            title=title,
+        )
+        rendered = render_withdrawal(withdrawn, self._settings.tz)
+        recipient = Recipient(Role(first.recipient_role), first.recipient_address)
+        messages = [
+            replace(m, withdraws=tuple(r.provision_id for r in rows))
+            for m in self._address_all(rendered, [recipient])
+        ]
+        stored = await self._store_rendered(messages)
+        if stored:
+            WITHDRAWAL_NOTICES.labels(category.value).inc(stored)
+            _log.info(
+                "withdrawal_notice_stored",
+                category=category.value,
+                role=first.recipient_role,
+                provisions=len(rows),
+            )
+        return Outcome(Kind.WITHDRAWAL, rendered.period, category, 1, stored, 1)

@@ -21,6 +21,9 @@ from services.distributor.rendering import Rendered
 
 _PROVISION_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c55-9a57-2b9d8f0f4e21")
 
+SENSITIVITY = "Company-Confidential"
+"""The ``Sensitivity`` header (RFC 2156) of every mail: mail clients mark it confidential."""
+
 
 def _digest(kind: str, period: str, address: str) -> str:
     identity = f"{kind}\n{period}\n{address.strip().lower()}"
@@ -49,13 +52,15 @@ def compose(
     date: datetime,
 ) -> bytes:
     """The message as bytes for SMTP (CRLF line ends): text and HTML alternatives, inline
-    images in a ``multipart/related`` with the HTML, attachments after them."""
+    images in a ``multipart/related`` with the HTML, attachments after them; marked
+    ``Sensitivity: Company-Confidential`` whatever its kind."""
     message = EmailMessage(policy=SMTP)
     message["From"] = sender
     message["To"] = recipient.address
     message["Subject"] = rendered.subject
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id_
+    message["Sensitivity"] = SENSITIVITY
     message["X-Dagmonitor-Category"] = rendered.category.value
     message["X-Dagmonitor-Period"] = rendered.period
     message["X-Dagmonitor-Recipient-Role"] = recipient.role.value

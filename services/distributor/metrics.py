@@ -40,6 +40,12 @@ PROVISIONS_BLOCKED = Counter(
     "Mails held back unsent, by reason (covenant_expired) and category; once per mail.",
     ["reason", "category"],
 )
+PROVISIONS_HELD = Gauge(
+    "dagmonitor_provisions_held",
+    "Provisions held for want of the OM's standing consent in force (dagmonitor/gates.py), by "
+    "category: reports for dagmonitor_daily and hotspots, records for vehicle_notice.",
+    ["category"],
+)
 UNDELIVERABLE = Counter(
     "dagmonitor_distributor_undeliverable_total",
     "Reports or notice batches not sent because no configured recipient is entitled.",
@@ -89,3 +95,14 @@ SUPPLEMENT_ENTRIES = Counter(
 )
 for _change in ("nieuw", "gewijzigd", "vervallen"):
     SUPPLEMENT_ENTRIES.labels(_change)
+WITHDRAWAL_NOTICES = Counter(
+    "dagmonitor_distributor_withdrawal_notices_total",
+    "Withdrawal notices (Intrekking verstrekking) stored for sending, by category of the "
+    "withdrawn record.",
+    ["category"],
+)
+WITHDRAWALS_OPEN = Gauge(
+    "dagmonitor_distributor_withdrawals_open",
+    "Records the police withdrew whose withdrawal is not done yet (a mail that carried them "
+    "is unsent, or a recipient's notice is not stored yet).",
+)

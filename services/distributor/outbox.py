@@ -42,6 +42,8 @@ class OutboxMessage:
     subject: str
     body: bytes
     records: tuple[RecordRef, ...]
+    withdraws: tuple[str, ...] = ()
+    """For a withdrawal notice: the provisions whose records it withdraws."""
 
 
 def address(

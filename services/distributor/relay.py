@@ -55,6 +55,8 @@ def provision_record(row: Unpublished) -> dict[str, Any]:
         "message_id": row.message_id,
         "legal_basis": row.legal_basis,
         "purpose": row.purpose,
+        "kind": row.kind,
+        "withdraws": list(row.withdraws),
     }
 
 

@@ -6,9 +6,10 @@ message per recipient. Rendering is CPU work: callers run it in a worker thread.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,11 +17,12 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from services.distributor.chart import hotspot_chart
-from services.distributor.entitlements import LEGAL_BASIS, Category, purpose_of
+from services.distributor.entitlements import Category, purpose_of
 from services.distributor.reports import (
     Entry,
     NoticeItem,
     PostcodeCount,
+    confidentiality_footer,
     daily_csv,
     group_daily,
     rank_hotspots,
@@ -38,6 +40,7 @@ class Kind:
     HOTSPOTS = "hotspots"
     NOTICE = "notice"
     SUPPLEMENT = "supplement"
+    WITHDRAWAL = "withdrawal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,10 @@ _ENV = _environment()
 
 
 def _render(name: str, **context: Any) -> str:
-    return _ENV.get_template(name).render(legal_basis=LEGAL_BASIS, **context)
+    """Render a mail template; every mail kind's context names its ``purpose`` and its
+    ``period`` (the provision reference), which the confidentiality footer states."""
+    footer = confidentiality_footer(context["purpose"], context["period"])
+    return _ENV.get_template(name).render(footer=footer, **context)
 
 
 def _day_label(day: date) -> str:
@@ -242,4 +248,89 @@ def render_notices(
         text=_render("notice.txt.j2", **context),
         html=_render("notice.html.j2", **context),
         records=tuple(ref for ref, _ in items),
+    )
+
+
+WITHDRAWN_WHAT: dict[Category, str] = {
+    Category.DAGMONITOR_DAILY: "een incident uit de Dagmonitor",
+    Category.PERSON_NOTICE: "gegevens van een persoon",
+    Category.VICTIM_NOTICE: "gegevens van een slachtoffer van woninginbraak",
+    Category.VEHICLE_NOTICE: "het kenteken van een gestolen voertuig",
+}
+"""What a withdrawal notice withdraws, per category, as its text says it."""
+
+WITHDRAWN_SHORT: dict[Category, str] = {
+    Category.DAGMONITOR_DAILY: "incident Dagmonitor",
+    Category.PERSON_NOTICE: "persoonsgegevens",
+    Category.VICTIM_NOTICE: "gegevens slachtoffer",
+    Category.VEHICLE_NOTICE: "kenteken",
+}
+"""The same in the subject: short enough to fit a phone's mail list and one header line, and
+no personal data (a subject shows in every mail list and on a lock screen)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProvidedIn:
+    """A mail that provided the withdrawn record to the recipient: the provision reference."""
+
+    provision_id: str
+    subject: str
+    sent_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    """One withdrawn record as its recipient has it, and the mails that provided it.
+
+    ``entry`` for a Dagmonitor entry; ``title`` for a notice (the person's name or the
+    plate, as the notice mail showed it); both None when the distributor no longer knows.
+    """
+
+    ref: RecordRef
+    category: Category
+    provided_in: tuple[ProvidedIn, ...]
+    entry: Entry | None = None
+    title: str | None = None
+
+
+def withdrawal_period(withdrawn: Withdrawn) -> str:
+    """The notice's identity: the first provision it withdraws and the record (each
+    provision's record is withdrawn once), without the record key in clear."""
+    digest = hashlib.sha256(f"{withdrawn.ref.topic}\t{withdrawn.ref.key}".encode()).hexdigest()
+    return f"intrekking.{withdrawn.provided_in[0].provision_id}.{digest[:12]}"
+
+
+def render_withdrawal(withdrawn: Withdrawn, tz: ZoneInfo) -> Rendered:
+    """``Intrekking verstrekking``: the police withdrew a record the recipient was provided
+    with. It names the provisions (mail, date, reference) and what to delete, as the
+    recipient received it, and nothing more."""
+    what = WITHDRAWN_WHAT[withdrawn.category]
+    first = min(p.sent_at for p in withdrawn.provided_in)
+    short = WITHDRAWN_SHORT[withdrawn.category]
+    subject = f"Intrekking verstrekking {_day_label(first.astimezone(tz).date())}: {short}"
+    period = withdrawal_period(withdrawn)
+    context = {
+        "subject": subject,
+        "what": what,
+        "title": withdrawn.title,
+        "groups": group_daily([withdrawn.entry], tz) if withdrawn.entry is not None else [],
+        "provided_in": [
+            {
+                "subject": p.subject,
+                "sent": p.sent_at.astimezone(tz).strftime("%d-%m-%Y %H:%M"),
+                "reference": p.provision_id,
+            }
+            for p in sorted(withdrawn.provided_in, key=lambda p: (p.sent_at, p.provision_id))
+        ],
+        "purpose": purpose_of(withdrawn.category),
+        "period": period,
+    }
+    return Rendered(
+        kind=Kind.WITHDRAWAL,
+        category=withdrawn.category,
+        period=period,
+        subject=subject,
+        text=_render("withdrawal.txt.j2", **context),
+        html=_render("withdrawal.html.j2", **context),
+        records=(withdrawn.ref,),
     )

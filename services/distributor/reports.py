@@ -1,4 +1,5 @@
-"""The content of the reports, as plain data: grouping, ranking, CSV rows, notice items.
+"""The content of the reports, as plain data: grouping, ranking, CSV rows, notice items, and
+the confidentiality text every mail and every CSV attachment carries.
 
 No I/O here. The daily Dagmonitor groups a day's entries by district (wijk), then postcode,
 each incident with its MK code, description, time and location at exactly the precision its
@@ -13,9 +14,11 @@ import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from services.distributor.entitlements import LEGAL_BASIS
 
 UNKNOWN_DISTRICT = "Wijk onbekend"
 UNKNOWN_POSTCODE = "Postcode onbekend"
@@ -155,6 +158,37 @@ def group_daily(entries: Iterable[Entry], tz: ZoneInfo) -> list[DistrictGroup]:
     return groups
 
 
+# -- confidentiality (geheimhouding): one text for every mail's footer and every CSV ----------
+
+CONFIDENTIAL = "VERTROUWELIJK - politiegegevens, geheimhoudingsplicht (art. 7 Wpg, convenant)"
+"""The marking of everything the distributor sends: the first line of every mail's footer and
+of every CSV attachment (no ``;`` or quote in it, so it stays one plain CSV cell)."""
+
+SECRECY_DUTY = (
+    "Er geldt een geheimhoudingsplicht voor de partijen, en hun medewerkers, aan dit convenant. "
+    "Deze plicht strekt zich uit tot de geheimhouding van persoonsgegevens en politiegegevens, "
+    "ook indien het convenant niet meer van kracht is. Gegevens worden zonder toestemming van "
+    "de verstrekker niet overgedragen, of verder verstrekt, aan niet convenantpartners en zijn "
+    "niet raadpleegbaar voor niet convenantpartners."
+)
+"""The covenant's own words (section "Geheimhouding en doorverstrekken"), quoted in every mail."""
+
+
+def confidentiality_footer(purpose: str, reference: str) -> tuple[str, ...]:
+    """Every mail's footer, paragraph by paragraph (the HTML and the text part show the same):
+    the marking, legal basis and purpose, the secrecy duty, use and retention, the reference."""
+    return (
+        CONFIDENTIAL,
+        f"Verstrekt door de politie op grond van {LEGAL_BASIS} en het convenant "
+        "gegevensuitwisseling Eenheid Veiligheid en Toezicht en Handhaving. "
+        f"Doel: {purpose}.",
+        f"Geheimhouding volgens het convenant: \u201c{SECRECY_DUTY}\u201d",
+        "Uitsluitend te gebruiken voor dit doel, niet voor sturingsinformatie op tactisch en "
+        "strategisch niveau. Niet langer bewaren dan nodig, ten hoogste een jaar na verstrekking.",
+        f"Kenmerk verstrekking: {reference}",
+    )
+
+
 CSV_COLUMNS = (
     "datum",
     "tijd_melding",
@@ -188,9 +222,10 @@ def daily_csv(
 ) -> bytes:
     """The CSV attachment: one row per incident, in the mail's order, ``;``-separated, UTF-8.
 
-    Starts with a byte-order mark so spreadsheet programs read the accents right. With
-    ``changes`` (registration number -> ``nieuw``/``gewijzigd``/``vervallen``, a supplement's
-    CSV) a first column ``wijziging`` says what changed.
+    Starts with a byte-order mark so spreadsheet programs read the accents right, then the
+    marking ``CONFIDENTIAL`` as its first line (whoever opens the file sees it), then the
+    column names. With ``changes`` (registration number -> ``nieuw``/``gewijzigd``/
+    ``vervallen``, a supplement's CSV) a first column ``wijziging`` says what changed.
     """
     ordered = sorted(
         entries,
@@ -205,6 +240,7 @@ def daily_csv(
     )
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow((CONFIDENTIAL,))
     writer.writerow((SUPPLEMENT_CSV_COLUMN, *CSV_COLUMNS) if changes is not None else CSV_COLUMNS)
     for e in ordered:
         change = () if changes is None else (changes[e.registration_number],)
@@ -368,13 +404,6 @@ def _moment(value: Any, tz: ZoneInfo, fmt: str) -> str:
     return moment.astimezone(tz).strftime(fmt)
 
 
-def _day(value: Any) -> str:
-    if value is None:
-        return ""
-    day = value if isinstance(value, date) else date.fromisoformat(str(value))
-    return day.strftime("%d-%m-%Y")
-
-
 @dataclass(frozen=True, slots=True)
 class NoticeItem:
     """One record of a notice mail, as label/value lines (the record key stays out of it)."""
@@ -385,12 +414,12 @@ class NoticeItem:
 
 
 def person_item(value: Mapping[str, Any], tz: ZoneInfo) -> NoticeItem:
-    """An approved suspect or person of interest: NAW, birth date and photo reference."""
+    """An approved suspect or person of interest: NAW and photo reference (no birth date:
+    the covenant names none, ``services/classifier/field_sets.csv``)."""
     person = value.get("person") or {}
     lines = [
         ("Soort", _APPROVAL_CATEGORY.get(str(value.get("category")), str(value.get("category")))),
         ("Kenmerk", _NOTICE_KIND.get(str(value.get("notice_kind")), "")),
-        ("Geboortedatum", _day(person.get("birth_date"))),
         ("Adres", _address(person.get("address"))),
         ("MK-code", value.get("mk_code") or ""),
         ("Wijk", value.get("district_code") or ""),

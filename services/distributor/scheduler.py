@@ -40,6 +40,8 @@ class Scheduler:
         self._completeness = completeness
         self._clock = clock
         self._slice = slice_seconds
+        self._notices_due = asyncio.Event()
+        self._consent_arrived = asyncio.Event()  # services/distributor/consents.py
 
     async def run_reports(self, run_at: datetime) -> None:
         """The reports of one daily run: the previous day, and hotspots on their days.
@@ -95,15 +97,31 @@ class Scheduler:
         poll = min(self._settings.supplement_interval_seconds, self._slice)
         while not stop.is_set():
             try:
+                # Reports held for want of a consent go out once one is in force.
+                await self._dispatcher.consents.release(self._dispatcher)
                 await self._dispatcher.ensure_supplements()
             except TRANSIENT_ERRORS as exc:
                 _log.warning("supplement_run_failed", error=type(exc).__name__)
-            await pause(stop, poll)
+            self._consent_arrived.clear()
+            await pause(stop, poll, wake=self._consent_arrived)
 
     async def run_notices(self, stop: asyncio.Event) -> None:
+        """Withdrawal notices, then notice batches, every notice interval (or sooner when
+        ``wake_notices`` is called: a withdrawal came in)."""
         while not stop.is_set():
             try:
+                await self._dispatcher.ensure_withdrawals()
                 await self._dispatcher.batch_notices()
             except TRANSIENT_ERRORS as exc:
                 _log.warning("notice_batch_failed", error=type(exc).__name__)
-            await pause(stop, self._settings.notice_interval_seconds)
+            self._notices_due.clear()
+            await pause(stop, self._settings.notice_interval_seconds, wake=self._notices_due)
+
+    def wake_held(self) -> None:
+        """A consent of the OM arrived: release the held reports and records now."""
+        self._consent_arrived.set()
+        self._notices_due.set()
+
+    def wake_notices(self) -> None:
+        """Run the notice step soon (a withdrawal came in: its notices should not wait)."""
+        self._notices_due.set()

@@ -73,6 +73,9 @@ class Claimed:
     body: bytes
     attempts: int
     records: tuple[RecordRef, ...]
+    kind: str
+    withdraws: tuple[str, ...]
+    """For a withdrawal notice: the provisions whose records it withdraws."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,44 @@ class Unpublished:
     legal_basis: str
     purpose: str
     publish_started_at: datetime | None
+    kind: str = "PROVISION"
+    withdraws: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawalDue:
+    """A sent mail that carried a withdrawn record, whose recipient has no notice for it yet.
+
+    ``shown``: the record as the recipient has it (for an entry: what their mails showed, when
+    still known; else the record as stored when it was withdrawn; None when neither is known).
+    """
+
+    topic: str
+    key: str
+    shown: dict[str, Any] | None
+    recipient_role: str
+    recipient_address: str
+    provision_id: str
+    category: str
+    subject: str
+    sent_at: datetime
+
+
+WITHDRAWAL_KIND = "withdrawal"
+"""The outbox kind of a withdrawal notice (``rendering.Kind.WITHDRAWAL``)."""
+
+# A regular (not withdrawal) outbox message created before the record's withdrawal carries it.
+_CARRIED_BEFORE = (
+    "FROM outbox_records r JOIN outbox o ON o.message_id = r.message_id "
+    "WHERE r.topic = w.topic AND r.key = w.key AND o.kind <> 'withdrawal' "
+    "AND o.created_at <= w.withdrawn_at"
+)
+# ... and that message's provision already has its withdrawal notice (stored, maybe unsent).
+_NOTICED = (
+    "EXISTS (SELECT 1 FROM outbox x JOIN outbox_records xr ON xr.message_id = x.message_id "
+    "WHERE x.kind = 'withdrawal' AND xr.topic = w.topic AND xr.key = w.key "
+    "AND x.withdraws @> ARRAY[o.provision_id])"
+)
 
 
 class Store:
@@ -178,19 +219,164 @@ class Store:
                 status = await conn.execute(
                     "DELETE FROM notices WHERE topic = $1 AND key = $2", topic, key
                 )
-            purged = await conn.fetch(
-                "DELETE FROM outbox WHERE state <> 'sent' AND message_id IN "
-                "(SELECT message_id FROM outbox_records WHERE topic = $1 AND key = $2) "
-                "RETURNING kind, period, recipient_address",
+            purged = await self._purge_unsent(conn, topic, key, ("pending", "sending", "failed"))
+        return int(status.split()[-1]), purged
+
+    async def withdraw_record(self, topic: str, key: str) -> tuple[int, int]:
+        """A withdrawal (a tombstone the police caused): delete the record and the unsent
+        mails that carry it, and remember how its recipients know it, for their notices.
+
+        A mail being sent right now ('sending') is left alone: if it goes out, its provision
+        gets a notice like every other; if it fails, the next sweep purges it, and the sender
+        never claims it again (``claim``). Returns (records deleted, unsent mails purged).
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            if topic == "dagmonitor.entries":
+                row = await conn.fetchrow(
+                    f"DELETE FROM entries WHERE registration_number = $1 "
+                    f"RETURNING {', '.join(_ENTRY_COLUMNS)}",
+                    key,
+                )
+                shown = None if row is None else to_json(entry_document(Entry.from_mapping(row)))
+            else:
+                row = await conn.fetchrow(
+                    "DELETE FROM notices WHERE topic = $1 AND key = $2 RETURNING value::text",
+                    topic,
+                    key,
+                )
+                shown = None if row is None else row["value"]
+            await conn.execute(
+                "INSERT INTO withdrawn_records (topic, key, shown) VALUES ($1, $2, $3::jsonb) "
+                "ON CONFLICT (topic, key) DO UPDATE SET withdrawn_at = now(), "
+                "shown = coalesce(EXCLUDED.shown, withdrawn_records.shown) "
+                "WHERE EXCLUDED.shown IS NOT NULL",
                 topic,
                 key,
+                shown,
             )
-            await conn.executemany(
-                "INSERT INTO report_remakes (period, recipient_address) VALUES ($1, $2) "
-                "ON CONFLICT DO NOTHING",
-                [(r["period"], r["recipient_address"]) for r in purged if r["kind"] == "daily"],
+            purged = await self._purge_unsent(conn, topic, key, ("pending", "failed"))
+        return (0 if row is None else 1), purged
+
+    @staticmethod
+    async def _purge_unsent(
+        conn: asyncpg.Connection, topic: str, key: str, states: Sequence[str]
+    ) -> int:
+        """Delete the mails in ``states`` that carry the record (never a withdrawal notice).
+
+        What the purged mails were for is made again without the record: a daily report for
+        its recipient (``report_remakes``), a notice batch for its recipient with the batch's
+        other records (``notice_remakes``), so a withdrawal costs no other record its mail.
+        """
+        purged = await conn.fetch(
+            "DELETE FROM outbox WHERE state = ANY($3::text[]) AND kind <> 'withdrawal' "
+            "AND message_id IN "
+            "(SELECT message_id FROM outbox_records WHERE topic = $1 AND key = $2) "
+            "RETURNING kind, period, recipient_address, recipient_role",
+            topic,
+            key,
+            list(states),
+        )
+        await conn.executemany(
+            "INSERT INTO report_remakes (period, recipient_address) VALUES ($1, $2) "
+            "ON CONFLICT DO NOTHING",
+            [(r["period"], r["recipient_address"]) for r in purged if r["kind"] == "daily"],
+        )
+        await conn.executemany(
+            "INSERT INTO notice_remakes (batch_id, recipient_address, recipient_role) "
+            "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            [
+                (r["period"], r["recipient_address"], r["recipient_role"])
+                for r in purged
+                if r["kind"] == "notice"
+            ],
+        )
+        return len(purged)
+
+    # -- withdrawal notices ------------------------------------------------------------------
+
+    async def purge_withdrawn_unsent(self) -> int:
+        """Purge the unsent mails (made before the withdrawal) that carry a withdrawn record:
+        ones that were being sent when it came and failed, or were made while it came."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT DISTINCT w.topic, w.key FROM withdrawn_records w "
+                f"WHERE EXISTS (SELECT 1 {_CARRIED_BEFORE} AND o.state IN ('pending', 'failed'))"
             )
-        return int(status.split()[-1]), len(purged)
+            total = 0
+            for r in rows:
+                total += await self._purge_unsent(conn, r["topic"], r["key"], ("pending", "failed"))
+        return total
+
+    async def withdrawals_due(self, limit: int = 1000) -> list[WithdrawalDue]:
+        """Sent mails carrying a withdrawn record whose provision has no notice yet."""
+        rows = await self.pool.fetch(
+            "SELECT w.topic, w.key, coalesce(dp.shown, w.shown)::text AS shown, "
+            "o.recipient_role, o.recipient_address, o.provision_id, o.category, o.subject, "
+            "o.sent_at FROM withdrawn_records w "
+            "JOIN outbox_records r ON r.topic = w.topic AND r.key = w.key "
+            "JOIN outbox o ON o.message_id = r.message_id "
+            "LEFT JOIN LATERAL (SELECT d.shown FROM daily_provided d "
+            "WHERE w.topic = 'dagmonitor.entries' AND d.registration_number = w.key "
+            "AND d.recipient_address = o.recipient_address ORDER BY d.day DESC LIMIT 1) dp "
+            "ON true "
+            "WHERE o.state = 'sent' AND o.kind <> 'withdrawal' "
+            f"AND o.created_at <= w.withdrawn_at AND NOT {_NOTICED} "
+            "ORDER BY w.topic, w.key, o.recipient_address, o.sent_at, o.provision_id LIMIT $1",
+            limit,
+        )
+        return [
+            WithdrawalDue(
+                r["topic"],
+                r["key"],
+                None if r["shown"] is None else json.loads(r["shown"]),
+                r["recipient_role"],
+                r["recipient_address"],
+                r["provision_id"],
+                r["category"],
+                r["subject"],
+                r["sent_at"],
+            )
+            for r in rows
+        ]
+
+    async def forget_withdrawn(self) -> int:
+        """Drop withdrawals that are done: every mail made before it that carried the record
+        is sent and has its notice (or was purged). Returns how many were dropped."""
+        status = await self.pool.execute(
+            "DELETE FROM withdrawn_records w WHERE NOT EXISTS "
+            f"(SELECT 1 {_CARRIED_BEFORE} AND (o.state <> 'sent' OR NOT {_NOTICED}))"
+        )
+        return int(status.split()[-1])
+
+    async def withdrawn_count(self) -> int:
+        """Withdrawals not yet done (for the gauge)."""
+        return int(await self.pool.fetchval("SELECT count(*) FROM withdrawn_records"))
+
+    async def notice_remakes(self) -> list[tuple[str, str, str, list[tuple[RecordRef, Any]]]]:
+        """Notice batches to make again for one recipient each (batch id, address, role, and
+        the batch's records still stored); the rows are left for ``notice_remade``."""
+        rows = await self.pool.fetch(
+            "SELECT m.batch_id, m.recipient_address, m.recipient_role, n.topic, n.key, "
+            "n.value::text AS value FROM notice_remakes m "
+            "LEFT JOIN notices n ON n.batch_id = m.batch_id "
+            "OR starts_with(m.batch_id, n.batch_id || '.') "  # a remade batch, purged again
+            "ORDER BY m.batch_id, m.recipient_address, n.topic, n.key"
+        )
+        todo: dict[tuple[str, str, str], list[tuple[RecordRef, Any]]] = {}
+        for r in rows:
+            records = todo.setdefault(
+                (r["batch_id"], r["recipient_address"], r["recipient_role"]), []
+            )
+            if r["topic"] is not None:
+                records.append((RecordRef(r["topic"], r["key"]), json.loads(r["value"])))
+        return [(b, a, role, records) for (b, a, role), records in todo.items()]
+
+    async def notice_remade(self, batch_id: str, address: str) -> None:
+        await self.pool.execute(
+            "DELETE FROM notice_remakes WHERE batch_id = $1 AND recipient_address = $2",
+            batch_id,
+            address,
+        )
 
     # -- report input ----------------------------------------------------------------------
 
@@ -247,7 +433,9 @@ class Store:
             current = await self.versioned_entries_between(start, end, conn=conn)
             rows = await conn.fetch(
                 "SELECT recipient_address, registration_number, version, shown "
-                "FROM daily_provided WHERE day = $1 AND recipient_address = ANY($2::text[])",
+                "FROM daily_provided p WHERE day = $1 AND recipient_address = ANY($2::text[]) "
+                "AND NOT EXISTS (SELECT 1 FROM withdrawn_records w "
+                "WHERE w.topic = 'dagmonitor.entries' AND w.key = p.registration_number)",
                 day,
                 list(addresses),
             )
@@ -377,8 +565,9 @@ class Store:
             for m in messages:
                 status = await conn.execute(
                     "INSERT INTO outbox (message_id, provision_id, kind, period, category, "
-                    "recipient_role, recipient_address, subject, body, record_count) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                    "recipient_role, recipient_address, subject, body, record_count, withdraws) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                    "ON CONFLICT DO NOTHING",
                     m.message_id,
                     m.provision_id,
                     m.kind,
@@ -389,6 +578,7 @@ class Store:
                     m.subject,
                     m.body,
                     len(m.records),
+                    list(m.withdraws),
                 )
                 if status.endswith(" 1"):
                     inserted.append(m)
@@ -402,6 +592,18 @@ class Store:
                     )
             if tell is not None and inserted:
                 await self._store_tells(conn, inserted, tell)
+            # A withdrawn entry's notice replaces what supplements would say of it.
+            await conn.executemany(
+                "DELETE FROM daily_provided WHERE registration_number = $1 "
+                "AND recipient_address = $2",
+                [
+                    (r.key, m.recipient_address)
+                    for m in inserted
+                    if m.kind == WITHDRAWAL_KIND
+                    for r in m.records
+                    if r.topic == "dagmonitor.entries"
+                ],
+            )
             if batch is not None:
                 batch_id, refs = batch
                 await conn.execute(
@@ -469,9 +671,12 @@ class Store:
             "UPDATE outbox SET state = 'sending', attempts = attempts + 1, "
             "sending_since = now(), blocked_reason = NULL "
             "WHERE message_id = $1 AND state IN ('pending', 'failed') "
-            "AND next_attempt_at <= now() "
+            "AND next_attempt_at <= now() AND (kind = 'withdrawal' OR NOT EXISTS "
+            "(SELECT 1 FROM outbox_records r JOIN withdrawn_records w "
+            "ON w.topic = r.topic AND w.key = r.key WHERE r.message_id = outbox.message_id "
+            "AND outbox.created_at <= w.withdrawn_at)) "
             "RETURNING message_id, provision_id, category, recipient_role, recipient_address, "
-            "body, attempts",
+            "body, attempts, kind, withdraws",
             message_id,
         )
         if row is None:
@@ -489,6 +694,8 @@ class Store:
             bytes(row["body"]),
             row["attempts"],
             tuple(RecordRef(r["topic"], r["key"]) for r in refs),
+            row["kind"],
+            tuple(row["withdraws"]),
         )
 
     @staticmethod
@@ -516,8 +723,8 @@ class Store:
             await Store._apply_tells(conn, claimed)
             await conn.execute(
                 "INSERT INTO provisions (provision_id, message_id, category, recipient_role, "
-                "recipient_address, record_keys, sent_at, legal_basis, purpose) "
-                "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) "
+                "recipient_address, record_keys, sent_at, legal_basis, purpose, kind, withdraws) "
+                "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11) "
                 "ON CONFLICT (provision_id) DO NOTHING",
                 claimed.provision_id,
                 claimed.message_id,
@@ -528,6 +735,8 @@ class Store:
                 sent_at,
                 legal_basis,
                 purpose,
+                "WITHDRAWAL" if claimed.kind == WITHDRAWAL_KIND else "PROVISION",
+                list(claimed.withdraws),
             )
         return status.endswith(" 1")
 
@@ -625,6 +834,8 @@ class Store:
                     r["legal_basis"],
                     r["purpose"],
                     r["publish_started_at"],
+                    r["kind"],
+                    tuple(r["withdraws"]),
                 )
                 for r in rows
             ),

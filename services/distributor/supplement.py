@@ -3,8 +3,9 @@
 The distributor keeps, per reported day, what the recipients were told: each entry's version
 and the entry as shown (``daily_provided``, kept only for the supplement horizon). Comparing
 that with the entries stored now gives the supplement: entries that are new for the day,
-entries that changed in what the mail shows, and entries that are gone (withdrawn by the
-police, or moved to another day by a newer version). A new version that changes nothing the
+entries that changed in what the mail shows, and entries that are gone (moved to another day
+by a newer version; one the police withdrew gets a withdrawal notice of its own instead, ADR
+0015, and the store leaves it out of what was told). A new version that changes nothing the
 mail shows is recorded silently, without a mail.
 
 Pure logic; the store reads both sides in one snapshot, and the outbox rows of a supplement

@@ -3,7 +3,10 @@
 Police systems publish to ``bvh.incidents`` / ``bvh.persons`` or POST to ``/v1/incidents`` /
 ``/v1/persons``; an accepted POST is published to the same ``bvh.*`` topic, so both arrive at
 one stream path: decode, validate, de-duplicate by (key, version), pass the original bytes on
-to ``ingest.*``. Anything invalid goes to ``pipeline.deadletter`` with a reason code.
+to ``ingest.*``. The municipality's reporting system publishes youth-nuisance reports to
+``municipal.reports`` or POSTs Signalen signals to ``/v1/municipal-reports`` (ADR 0013): the
+same path, without versions (the classifier counts a report once per key). Anything invalid
+goes to ``pipeline.deadletter`` with a reason code.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from dagmonitor.telemetry import (
 from dagmonitor.validation import InvalidRecord, Verdict, dedupe
 from services.ingest.config import IngestSettings
 from services.ingest.http import routes
-from services.ingest.pipeline import KINDS, Kind, check
+from services.ingest.pipeline import KINDS, MUNICIPAL, Kind, check
 
 SERVICE = "ingest"
 _log = get_logger(__name__)
@@ -65,6 +68,9 @@ class Ingest(ProcessorService):
             self.processor.route(
                 settings.topic(kind.source), kind.source, self._handler(kind, table), [table]
             )
+        self.processor.route(
+            settings.topic(MUNICIPAL.source), MUNICIPAL.source, self._on_municipal, []
+        )
 
     def routes(self) -> list[web.RouteDef]:
         return routes(self)
@@ -116,6 +122,36 @@ class Ingest(ProcessorService):
             RECORDS_DROPPED.labels(SERVICE, verdict.value).inc()
         return verdict
 
+    async def _on_municipal(self, record: Record, batch: Batch) -> None:
+        """Validate and pass on one municipal report; a tombstone withdraws it."""
+        target = self.settings.topic(MUNICIPAL.target)
+        if record.value is None:
+            if record.key is None:
+                raise RecordRejected(
+                    Reason.KEY_MISMATCH, "a tombstone without a key names no record"
+                )
+            await batch.send(target, record.key, None, inject_trace_headers())
+        else:
+            try:
+                report = check(
+                    MUNICIPAL,
+                    record.value,
+                    record.key,
+                    self.codec,
+                    now=self.clock(),
+                    clock_skew=self.settings.clock_skew,
+                )
+            except InvalidRecord as exc:
+                raise RecordRejected(exc.reason, exc.detail) from None
+            passed_on = [(k, v) for k, v in record_headers(record) if k != "traceparent"]
+            await batch.send(
+                target,
+                report[MUNICIPAL.key_field].encode("utf-8"),
+                record.value,
+                inject_trace_headers(passed_on),
+            )
+        RECORDS_OUT.labels(SERVICE, MUNICIPAL.target).inc()
+
     async def _withdraw(self, kind: Kind, table: Table, batch: Batch, key: bytes | None) -> Verdict:
         """A tombstone from the police withdraws the registration: pass it on, keyed."""
         if key is None:
@@ -127,8 +163,9 @@ class Ingest(ProcessorService):
         RECORDS_OUT.labels(SERVICE, kind.target).inc()
         return Verdict.NEW
 
-    async def publish_raw(self, kind: Kind, key: bytes, raw: bytes, system: str) -> None:
-        """Publish an HTTP-submitted record to its ``bvh.*`` topic, as a police system would."""
+    async def publish_raw(self, kind: Kind, key: bytes, raw: bytes | None, system: str) -> None:
+        """Publish an HTTP-submitted record (``None``: a withdrawal) to its input topic
+        (``bvh.*``, ``municipal.reports``), as the submitting system would."""
         await self.processor.producer.send_and_wait(
             self.settings.topic(kind.source),
             raw,

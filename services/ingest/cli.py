@@ -19,12 +19,18 @@ from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.telemetry import inject_trace_headers
 from services.ingest.pipeline import INCIDENTS, NOTICES, Kind
 
+WITHDRAW_KINDS = {"incident": INCIDENTS, "notice": NOTICES}
+"""``{"withdraw": "<key>", "kind": "incident"|"notice"}``: a withdrawal (a tombstone)."""
 
-def encode_line(line: str) -> tuple[Kind, bytes, bytes]:
-    """One JSON line as (kind, key, single-object bytes); raises InputError or CodecError."""
+
+def encode_line(line: str) -> tuple[Kind, bytes, bytes | None]:
+    """One JSON line as (kind, key, single-object bytes, or None for a withdrawal line);
+    raises InputError or CodecError."""
     document: Any = parse_document(line)
     if not isinstance(document, dict):
         raise InputError("", "not a JSON object")
+    if "withdraw" in document:
+        return _withdrawal(document)
     kind = INCIDENTS if "registration_number" in document else NOTICES
     record = record_from_json(kind.schema, document)
     return kind, str(record[kind.key_field]).encode(), default_codec().encode(kind.schema, record)
@@ -74,11 +80,25 @@ async def publish_file(
     return counts
 
 
+def _withdrawal(document: dict[str, Any]) -> tuple[Kind, bytes, None]:
+    key, kind = document.get("withdraw"), document.get("kind")
+    if set(document) != {"withdraw", "kind"}:
+        raise InputError("", 'a withdrawal line has exactly "withdraw" and "kind"')
+    if kind not in WITHDRAW_KINDS:
+        raise InputError("kind", 'must be "incident" or "notice"')
+    if not isinstance(key, str) or not key.strip():
+        raise InputError("withdraw", "must be the registration number or notice id")
+    return WITHDRAW_KINDS[kind], key.strip().encode(), None
+
+
 @click.command()
 @click.argument("path", type=click.Path(allow_dash=True, path_type=Path))
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def publish(path: Path, quiet: bool) -> None:
-    """Publish JSON Lines of IncidentEvent / PersonNotice to bvh.incidents / bvh.persons."""
+    """Publish JSON Lines of IncidentEvent / PersonNotice to bvh.incidents / bvh.persons.
+
+    A line {"withdraw": "<key>", "kind": "incident"|"notice"} withdraws a registration or a
+    notice (a tombstone under that key)."""
     settings = DagmonitorSettings.load()
     started = datetime.now(UTC)
     counts = asyncio.run(publish_file(settings, path, quiet=quiet))

@@ -22,6 +22,14 @@ class IngestSettings(ServiceSettings):
             "commas. Empty: the HTTP API accepts no one."
         ),
     )
+    ingest_municipal_tokens: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "Bearer tokens of the municipality's reporting systems (e.g. Signalen), "
+            "'system=token' pairs separated by commas; they may post municipal reports only, "
+            "the police's tokens never. Empty: no municipal report over HTTP."
+        ),
+    )
     ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     ingest_clock_skew_seconds: int = Field(default=300, ge=0)
 
@@ -29,11 +37,15 @@ class IngestSettings(ServiceSettings):
     def clock_skew(self) -> timedelta:
         return timedelta(seconds=self.ingest_clock_skew_seconds)
 
-    def system_for_token(self, token: str) -> str | None:
-        """The publishing system a bearer token belongs to, compared in constant time."""
+    def system_for_token(self, token: str, *, municipal: bool = False) -> str | None:
+        """The publishing system a bearer token belongs to, compared in constant time.
+
+        ``municipal``: look among the municipality's reporting systems instead of the police's.
+        """
         offered = hashlib.sha256(token.encode()).digest()
         found = None
-        for pair in self.ingest_tokens.get_secret_value().split(","):
+        tokens = self.ingest_municipal_tokens if municipal else self.ingest_tokens
+        for pair in tokens.get_secret_value().split(","):
             system, _, secret = pair.strip().partition("=")
             if system and secret:
                 expected = hashlib.sha256(secret.encode()).digest()

@@ -1,10 +1,15 @@
-"""The police-facing HTTP API: ``POST /v1/incidents`` and ``POST /v1/persons``.
+"""Ingest's HTTP API: ``POST /v1/incidents`` and ``POST /v1/persons`` for the police, and
+``POST /v1/municipal-reports`` / ``DELETE /v1/municipal-reports/{report_id}`` for the
+municipality's reporting system.
 
-A publishing system authenticates with its bearer token. The body is one record, as JSON
-(``application/json``; timestamps ISO 8601 with a timezone) or as Avro single-object encoding
-(``application/avro`` or ``avro/binary``). A valid record is published to ``bvh.incidents`` /
-``bvh.persons`` — the same path a Kafka-publishing system takes — and answered with 202; an
-invalid one with 400 and a message naming the field and the rule (never the value).
+A publishing system authenticates with its bearer token (the police's and the municipality's
+are separate lists: neither can post the other's records). A police record is JSON
+(``application/json``; timestamps ISO 8601 with a timezone) or Avro single-object encoding
+(``application/avro`` or ``avro/binary``); a municipal report is a Signalen signal as JSON,
+of which only id, category, postcode and time are kept (``municipal.report_from_signal``). A
+valid record is published to its input topic (``bvh.incidents``, ``bvh.persons``,
+``municipal.reports``) — the same path a Kafka-publishing system takes — and answered with 202;
+an invalid one with 400 and a message naming the field and the rule (never the value).
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from dagmonitor.errors import CodecError
 from dagmonitor.httpauth import bearer_token
 from dagmonitor.jsonio import InputError, parse_document, record_from_json
 from dagmonitor.telemetry import RECORDS_IN, get_logger
-from dagmonitor.validation import InvalidRecord
-from services.ingest.pipeline import INCIDENTS, NOTICES, Kind
+from dagmonitor.validation import IDENTIFIER, InvalidRecord
+from services.ingest.municipal import report_from_signal
+from services.ingest.pipeline import INCIDENTS, MUNICIPAL, NOTICES, Kind
 
 if TYPE_CHECKING:
     from services.ingest.app import Ingest
@@ -35,20 +41,26 @@ def _problem(status: int, reason: str, detail: str) -> web.Response:
 def routes(ingest: Ingest) -> list[web.RouteDef]:
     """The routes of the ingest API, bound to one ``Ingest``."""
 
-    async def post(request: web.Request, kind: Kind) -> web.Response:
+    def system_of(request: web.Request, *, municipal: bool = False) -> str | None:
         token = bearer_token(request.headers.get("Authorization"))
-        system = ingest.settings.system_for_token(token) if token else None
-        if system is None:
-            response = _problem(401, "unauthorized", "a valid bearer token is required")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="dagmonitor-ingest"'
-            return response
+        return ingest.settings.system_for_token(token, municipal=municipal) if token else None
+
+    async def body_of(request: web.Request) -> bytes | web.Response:
         limit = ingest.settings.ingest_max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             return _problem(413, "too_large", f"the body exceeds {limit} bytes")
         try:
-            body = await request.read()
+            return await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _problem(413, "too_large", f"the body exceeds {limit} bytes")
+
+    async def post(request: web.Request, kind: Kind) -> web.Response:
+        system = system_of(request)
+        if system is None:
+            return _unauthorized()
+        body = await body_of(request)
+        if isinstance(body, web.Response):
+            return body
         RECORDS_IN.labels("ingest", f"http:{kind.source}").inc()
         try:
             if request.content_type in JSON_TYPES:
@@ -84,7 +96,61 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
     async def persons(request: web.Request) -> web.Response:
         return await post(request, NOTICES)
 
-    return [web.post("/v1/incidents", incidents), web.post("/v1/persons", persons)]
+    async def municipal_report(request: web.Request) -> web.Response:
+        system = system_of(request, municipal=True)
+        if system is None:
+            return _unauthorized()
+        body = await body_of(request)
+        if isinstance(body, web.Response):
+            return body
+        RECORDS_IN.labels("ingest", f"http:{MUNICIPAL.source}").inc()
+        if request.content_type not in JSON_TYPES:
+            return _problem(415, "unsupported_media_type", "send a Signalen signal as JSON")
+        try:
+            report = report_from_signal(parse_document(body))
+            MUNICIPAL.validate(report, now=ingest.clock(), clock_skew=ingest.settings.clock_skew)
+            raw = ingest.codec.encode(MUNICIPAL.schema, report)
+        except InputError as exc:
+            return _problem(400, "invalid_json", str(exc))
+        except InvalidRecord as exc:
+            return _problem(400, exc.reason.value, exc.detail)
+        except CodecError as exc:
+            return _problem(400, "invalid_record", str(exc))
+        if not ingest.can_publish():
+            return _problem(503, "unavailable", "not connected to Kafka yet; retry")
+        await ingest.publish_raw(MUNICIPAL, report["report_id"].encode("utf-8"), raw, system)
+        _log.info("http_record_accepted", kind=MUNICIPAL.name, system=system)
+        return web.json_response(
+            {"status": "accepted", "report_id": report["report_id"]}, status=202
+        )
+
+    async def withdraw_municipal_report(request: web.Request) -> web.Response:
+        system = system_of(request, municipal=True)
+        if system is None:
+            return _unauthorized()
+        report_id = request.match_info["report_id"]
+        if not IDENTIFIER.fullmatch(report_id):
+            return _problem(
+                400, "invalid_identifier", "report_id: 1-128 characters of A-Z a-z 0-9 . _ : -"
+            )
+        if not ingest.can_publish():
+            return _problem(503, "unavailable", "not connected to Kafka yet; retry")
+        await ingest.publish_raw(MUNICIPAL, report_id.encode("utf-8"), None, system)
+        _log.info("http_record_withdrawn", kind=MUNICIPAL.name, system=system)
+        return web.json_response({"status": "accepted", "report_id": report_id}, status=202)
+
+    return [
+        web.post("/v1/incidents", incidents),
+        web.post("/v1/persons", persons),
+        web.post("/v1/municipal-reports", municipal_report),
+        web.delete("/v1/municipal-reports/{report_id}", withdraw_municipal_report),
+    ]
+
+
+def _unauthorized() -> web.Response:
+    response = _problem(401, "unauthorized", "a valid bearer token is required")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="dagmonitor-ingest"'
+    return response
 
 
 def _avro_from_json(kind: Kind, body: bytes, ingest: Ingest) -> bytes:

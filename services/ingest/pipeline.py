@@ -1,4 +1,4 @@
-"""Ingest's handling of one police record, shared by the Kafka path and the HTTP path.
+"""Ingest's handling of one input record, shared by the Kafka path and the HTTP path.
 
 ``check`` decodes and validates (raising ``InvalidRecord`` / ``CodecError``); the stream
 handler in ``app.py`` then de-duplicates and passes the original bytes on. Nothing here talks
@@ -12,16 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from dagmonitor.codec import INCIDENT_EVENT, PERSON_NOTICE, Codec
+from dagmonitor.codec import INCIDENT_EVENT, MUNICIPAL_REPORT, PERSON_NOTICE, Codec
 from dagmonitor.rejection import Reason
 from dagmonitor.validation import InvalidRecord, validate_incident, validate_notice
+from services.ingest.municipal import validate_report
 
 Validator = Callable[..., None]
 
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of police record: where it comes in, its schema, its key, where it goes."""
+    """One kind of input record: where it comes in, its schema, its key, where it goes."""
 
     name: str
     source: str
@@ -43,6 +44,16 @@ NOTICES = Kind(
     "notice", "bvh.persons", "ingest.persons", PERSON_NOTICE, "notice_id", validate_notice
 )
 KINDS = (INCIDENTS, NOTICES)
+"""The police's records: versioned, de-duplicated by (key, version)."""
+MUNICIPAL = Kind(
+    "municipal",
+    "municipal.reports",
+    "ingest.municipal",
+    MUNICIPAL_REPORT,
+    "report_id",
+    validate_report,
+)
+"""The municipality's youth-nuisance reports (ADR 0013): no version, counted once per key."""
 
 
 def check(

@@ -14,13 +14,16 @@ from functools import cache
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from dagmonitor import topics
+from dagmonitor import deletion, topics
+from dagmonitor.deletion import Deletion
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.streaming import Outputs
 from services.retention.metrics import SEGMENT_ROLLS, TOMBSTONES_EMITTED
 from services.retention.policy import ROLL_KEY_PREFIX, Provided
 
 EVENTS_TOPIC = "retention.events"
+_RETENTION = deletion.headers(Deletion.RETENTION)
+"""Every tombstone of the sweep says it is one: its consumers send no withdrawal notice."""
 
 
 @cache
@@ -57,7 +60,9 @@ class Publisher:
                 for r in records
             )
         )
-        await asyncio.gather(*(self._outputs.send(r.topic, r.key, None) for r in records))
+        await asyncio.gather(
+            *(self._outputs.send(r.topic, r.key, None, _RETENTION) for r in records)
+        )
         for r in records:
             TOMBSTONES_EMITTED.labels(r.topic).inc()
 
@@ -66,6 +71,6 @@ class Publisher:
         partitions = await self._producer.partitions_for(self._settings.topic(topic))
         count = len(partitions) if partitions else topics.get(topic).partitions
         keys = roll_keys(count)
-        await asyncio.gather(*(self._outputs.send(topic, key, None) for key in keys))
+        await asyncio.gather(*(self._outputs.send(topic, key, None, _RETENTION) for key in keys))
         SEGMENT_ROLLS.labels(topic).inc(len(keys))
         return len(keys)

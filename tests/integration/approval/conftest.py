@@ -201,6 +201,7 @@ class Published:
     value: dict[str, Any] | None
     outbox_id: int | None
     source: str | None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 async def read_topics(
@@ -249,6 +250,7 @@ async def read_topics(
                                 if OUTBOX_ID_HEADER in headers
                                 else None,
                                 headers.get(OUTBOX_SOURCE_HEADER),
+                                headers,
                             )
                         )
                 for tp in list(remaining):

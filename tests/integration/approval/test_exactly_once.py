@@ -45,6 +45,7 @@ async def _decide_a_mix(app: ApprovalApp, clock: FakeClock) -> dict[str, tuple[s
     late = await seed(app, approval_request(Category.SUSPECT, created_at=clock.now))
     await app.workflow.decide(OM, ids[Category.SUSPECT], Action.APPROVE, None)
     await app.workflow.decide(BURGLARY, ids[Category.VICTIM], Action.APPROVE, "preventie")
+    await app.workflow.decide(OM, ids[Category.VICTIM], Action.APPROVE, None)  # the chain's end
     await app.workflow.decide(DISTRICT, ids[Category.YOUTH_NUISANCE_DETAIL], Action.APPROVE, None)
     await app.workflow.decide(OM, ids[Category.PERSON_OF_INTEREST], Action.REJECT, "lopend")
     clock.advance(timedelta(days=15))

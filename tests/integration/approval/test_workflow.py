@@ -78,8 +78,13 @@ HOW_TO_REACH = {
 }
 
 
+# ADVANCE is no officer's action: an approval at an earlier step of a chain becomes one
+# (test_chains.py walks the VICTIM chain).
+OFFICER_ACTIONS = [a for a in Action if a is not Action.ADVANCE]
+
+
 @pytest.mark.parametrize(
-    ("start", "action"), list(itertools.product(Status, Action)), ids=lambda v: str(v)
+    ("start", "action"), list(itertools.product(Status, OFFICER_ACTIONS)), ids=lambda v: str(v)
 )
 async def test_every_transition(
     approval_kafka, officers: Officers, start: Status, action: Action

@@ -25,6 +25,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor_cli.platform.smtp_sink import MaildirHandler
 from services.distributor.config import DistributorSettings
+from tests.consents import record_consents
 
 SAFETY = "veiligheid@gemeente.test.invalid"
 MEETING = "overleg@gemeente.test.invalid"
@@ -159,8 +160,11 @@ def tls_smtp_server(tmp_path: Path) -> Iterator[tuple[SmtpServer, Path]]:
 
 @pytest.fixture
 async def db_schema(stack: DagmonitorSettings) -> AsyncIterator[str]:
-    """A PostgreSQL schema of this test alone, dropped afterwards."""
+    """A PostgreSQL schema of this test alone, dropped afterwards; migrated, with the OM's
+    standing consents in force (without them the Dagmonitor and vehicle notices are held:
+    tests of that revoke them, ``tests/consents.py``)."""
     schema = f"distributor_{uuid.uuid4().hex[:8]}"
+    await record_consents(stack.database_url.get_secret_value(), schema)
     yield schema
     conn = await asyncpg.connect(stack.database_url.get_secret_value())
     try:

@@ -20,6 +20,7 @@ from dagmonitor.topic_admin import apply_topics
 from dagmonitor.topics import get
 from services.distributor.app import Distributor
 from services.distributor.config import DistributorSettings
+from services.distributor.reports import CONFIDENTIAL
 from tests.integration.distributor.conftest import (
     MEETING,
     SAFETY,
@@ -97,7 +98,10 @@ async def test_consumed_records_reach_exactly_the_entitled_recipients_and_the_re
     make_settings: SettingsFactory, smtp_server: SmtpServer
 ) -> None:
     settings = make_settings(topic_prefix=f"dist-{uuid.uuid4().hex[:8]}.")
-    specs = [get(t) for t in [*INPUTS, "distribution.provisions", "pipeline.deadletter"]]
+    # approval.consents: the distributor consumes the OM's standing consents too (the
+    # schema's consents are recorded already, tests/consents.py).
+    names = [*INPUTS, "approval.consents", "distribution.provisions", "pipeline.deadletter"]
+    specs = [get(t) for t in names]
     await apply_topics(settings, specs=specs)
 
     producer = new_producer(settings, "test")
@@ -212,11 +216,9 @@ async def test_consumed_records_reach_exactly_the_entitled_recipients_and_the_re
         assert "ter hoogte van Voorbeeldstraat 12 bis" in html_of(mail)
         attachment = next(mail.iter_attachments())
         assert attachment.get_filename() == "dagmonitor-2026-11-27.csv"
-        rows = list(
-            csv.DictReader(
-                io.StringIO(attachment.get_payload(decode=True).decode("utf-8-sig")), delimiter=";"
-            )
-        )
+        marking, _, table = attachment.get_payload(decode=True).decode("utf-8-sig").partition("\n")
+        assert marking.rstrip("\r") == CONFIDENTIAL
+        rows = list(csv.DictReader(io.StringIO(table), delimiter=";"))
         assert [(r["postcode"], r["mk_code"], r["tijd_melding"]) for r in rows] == [
             ("3511AB", "A20", "00:30"),
             ("3511AB", "A10", "09:15"),

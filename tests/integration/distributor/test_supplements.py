@@ -1,7 +1,7 @@
 """Supplements (Aanvulling Dagmonitor, ADR 0011) on the real servers: what arrives or changes
 for a day after its report was sent goes out to the same recipients, at most one per interval,
-registered as provisions; a withdrawn entry is named as it was received; an unsent report that
-a withdrawal purged is made again."""
+registered as provisions; an entry moved to another day is named as it was received; an unsent
+report that a withdrawal purged is made again."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 
 from services.distributor.app import open_store
 from services.distributor.dispatch import Dispatcher
+from services.distributor.reports import CONFIDENTIAL
 from services.distributor.sender import OutboxSender
 from services.distributor.store import Store
 from tests.integration.distributor.conftest import SAFETY, SettingsFactory, SmtpServer
@@ -46,8 +47,9 @@ def _csv_changes(mail_bytes: bytes) -> list[tuple[str, str]]:
 
     message = email.message_from_bytes(mail_bytes, policy=default)
     (part,) = [p for p in message.iter_attachments() if p.get_filename().endswith(".csv")]
-    rows = list(csv.reader(io.StringIO(part.get_content()), delimiter=";"))
-    assert rows[0][0].lstrip("\ufeff") == "wijziging"
+    marking, *rows = csv.reader(io.StringIO(part.get_content().lstrip("\ufeff")), delimiter=";")
+    assert marking == [CONFIDENTIAL]
+    assert rows[0][0] == "wijziging"
     return sorted((r[0], r[12]) for r in rows[1:])
 
 
@@ -72,7 +74,8 @@ async def test_changes_after_the_report_go_out_as_supplements_once_per_interval(
         await store.upsert_entry(days[a] | {"version": 2, "mk_description": "WONINGINBRAAK"})
         await store.upsert_entry(days[b] | {"version": 2})  # shows the same: no news
         await store.upsert_entry(days[b] | {"version": 2})  # redelivered: still no news
-        assert await store.delete_record("dagmonitor.entries", c) == (1, 0)  # withdrawn
+        # moved to the next day by a newer version (a withdrawal has its own notice, ADR 0015)
+        await store.upsert_entry(days[c] | {"version": 2, "reported_at": NOW})
         late = entry(
             NEW,
             mk_code="B70",
@@ -135,7 +138,7 @@ async def test_a_withdrawal_before_sending_remakes_the_report_and_nothing_is_tol
             await store.upsert_entry(value)
         await dispatcher.ensure_daily(DAY)
         # Withdrawn while the report waits for SMTP: the unsent report is purged ...
-        assert await store.delete_record("dagmonitor.entries", IN_DAY[0]) == (1, 3)
+        assert await store.withdraw_record("dagmonitor.entries", IN_DAY[0]) == (1, 3)
         # ... and made again, without it, at the next supplement run.
         outcomes = await dispatcher.ensure_supplements()
         assert [(o.kind, o.stored, o.records) for o in outcomes] == [("daily", 3, 3)]

@@ -38,6 +38,7 @@ from services.approval.config import ApprovalSettings
 from services.approval.errors import ApiError
 from services.approval.tokens import init_dev_key, issue_dev_token
 from services.ingest.cli import publish_file
+from tests.consents import grant_consents
 from tests.integration.distributor.conftest import RECIPIENTS, SmtpServer
 from tests.integration.ops.harness import MONITORING, OtlpReceiver, PrometheusServer, Span
 from tests.kafkautil import produce
@@ -215,6 +216,13 @@ async def pipeline_run(
         # happens, so that increase() sees the first dead letter and the first mail.
         await _eventually(prometheus, f"count(up == 1) == {len(SERVICES)}", 20)
         await _eventually(prometheus, 'dagmonitor_dead_letters_total{service="ingest"} == 0', 20)
+        # The OM's standing consents: without them the Dagmonitor and vehicle notices are held.
+        await grant_consents(
+            f"http://127.0.0.1:{processes['approval'].port}",
+            ApprovalSettings(approval_dev_signing_key_file=key_file),
+            database_url=settings.database_url.get_secret_value(),
+            distributor_schema=schemas["distributor"],
+        )
 
         assert await publish_file(settings, path, quiet=True) == {
             "published": len(lines),

@@ -40,10 +40,11 @@ MAY_BE_EMPTY = {
     "distribution: Provisions held back [B]": "counted only for a report nobody is entitled to",
 }
 CONSUMED = {
-    "ingest": {"bvh.incidents", "bvh.persons"},
+    "ingest": {"bvh.incidents", "bvh.persons", "municipal.reports"},
     "classifier": {
         "ingest.incidents",
         "ingest.persons",
+        "ingest.municipal",
         "escalations.approved",
         "e35-by-postcode",  # its internal topic, keyed by postcode
     },
@@ -53,6 +54,7 @@ CONSUMED = {
         "persons.approved",
         "victims.approved",
         "vehicles.signals",
+        "approval.consents",
     },
 }
 """The topics each service consumes as a group (not those it only reads back to recover)."""

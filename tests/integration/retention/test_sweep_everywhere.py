@@ -28,6 +28,7 @@ from services.distributor.app import Distributor
 from services.distributor.config import DistributorSettings
 from services.retention.app import RetentionApp
 from services.retention.policy import PROVIDED_TOPICS
+from tests.consents import record_consents
 from tests.integration.retention.conftest import (
     Record,
     caught_up,
@@ -140,6 +141,7 @@ async def test_sweep_deletes_exactly_the_expired_records_on_every_topic_and_in_e
     retention = RetentionApp(settings)
     stop = asyncio.Event()
     await approval.start()
+    await record_consents(prefixed.database_url.get_secret_value(), distributor.settings.db_schema)
     await distributor.start()
     await retention.start()
     assert approval.consumer and distributor.consumer and distributor.dispatcher

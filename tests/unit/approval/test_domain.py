@@ -29,10 +29,12 @@ from tests.unit.approval.samples import CREATED_AT, approval_request
 # The covenant's life of a request, written out by hand (not derived from TRANSITIONS).
 ALLOWED = {
     (Status.PENDING, Action.APPROVE): Status.APPROVED,
+    (Status.PENDING, Action.ADVANCE): Status.PENDING,  # an earlier step of a chain approved
     (Status.PENDING, Action.REJECT): Status.REJECTED,
     (Status.PENDING, Action.EXPIRE): Status.EXPIRED,
 }
 EVERY_PAIR = list(itertools.product(Status, Action))
+OFFICER_PAIRS = [(s, a) for s, a in EVERY_PAIR if a is not Action.ADVANCE]
 
 
 @pytest.mark.parametrize(("current", "action"), EVERY_PAIR, ids=lambda v: str(v))
@@ -54,7 +56,7 @@ def _state(status: Status = Status.PENDING, *, deadline_in: timedelta = timedelt
     )
 
 
-@pytest.mark.parametrize(("current", "action"), EVERY_PAIR, ids=lambda v: str(v))
+@pytest.mark.parametrize(("current", "action"), OFFICER_PAIRS, ids=lambda v: str(v))
 def test_decide_follows_the_table(current: Status, action: Action) -> None:
     reason = "onderzoeksbelang" if action is Action.REJECT else None
     if (current, action) not in ALLOWED:
@@ -138,8 +140,9 @@ def test_contract_breaches_are_refused_naming_the_field(
 @pytest.mark.parametrize("category", list(Category))
 def test_emissions_per_category_encode_with_the_topic_schemas(category: Category) -> None:
     request = domain.parse_request(approval_request(category, "req-abc"))
+    chain = domain.CHAINS[category]  # the chain's last step: its approval provides
     state = RequestState(
-        "req-abc", category, request.approver_role, Status.PENDING, request.expires_at
+        "req-abc", category, chain[-1], Status.PENDING, request.expires_at, len(chain) - 1
     )
     approved = domain.decide(state, Action.APPROVE, actor="officer-7", reason=None, now=CREATED_AT)
     out = domain.emissions(approved, request, escalation_valid=timedelta(days=28))
@@ -185,3 +188,73 @@ def test_age_buckets(age: timedelta, bucket: str) -> None:
 )
 def test_request_id_shape(value: str, valid: bool) -> None:
     assert domain.valid_request_id(value) is valid
+
+
+# -- approval chains (dagmonitor/gates.py) -------------------------------------------------
+
+
+def test_chains_are_the_gate_tables() -> None:
+    assert dict(domain.CHAINS) == {
+        Category.SUSPECT: (ApproverRole.OM,),
+        Category.PERSON_OF_INTEREST: (ApproverRole.OM,),
+        Category.VICTIM: (ApproverRole.POLICE_BURGLARY_TEAM, ApproverRole.OM),
+        Category.YOUTH_NUISANCE_DETAIL: (ApproverRole.POLICE_DISTRICT,),
+    }
+    assert domain.APPROVER_FOR[Category.VICTIM] is ApproverRole.POLICE_BURGLARY_TEAM
+
+
+def _victim(step: int) -> RequestState:
+    role = domain.CHAINS[Category.VICTIM][step]
+    return RequestState(
+        "req-v", Category.VICTIM, role, Status.PENDING, CREATED_AT + timedelta(days=1), step
+    )
+
+
+def test_the_burglary_teams_approval_passes_a_victim_on_to_the_om_and_provides_nothing() -> None:
+    request = domain.parse_request(approval_request(Category.VICTIM, "req-v"))
+    step = domain.decide(_victim(0), Action.APPROVE, actor="inbraak-1", reason=None, now=CREATED_AT)
+    assert step.outcome is Status.PENDING and not step.final
+    assert (step.next_role, step.next_step) == (ApproverRole.OM, 1)
+    assert not step.deletes_personal_data
+    assert domain.emissions(step, request, escalation_valid=timedelta(days=28)) == []
+    audit = domain.audit_of(step)
+    assert (audit.action, audit.actor, audit.approver_role, audit.outcome) == (
+        AuditAction.STEP,
+        "inbraak-1",
+        ApproverRole.POLICE_BURGLARY_TEAM,
+        Status.APPROVED,
+    )
+
+
+def test_the_oms_approval_after_the_burglary_team_provides_the_victim() -> None:
+    request = domain.parse_request(approval_request(Category.VICTIM, "req-v"))
+    final = domain.decide(_victim(1), Action.APPROVE, actor="om-1", reason=None, now=CREATED_AT)
+    assert final.outcome is Status.APPROVED and final.next_role is None
+    out = domain.emissions(final, request, escalation_valid=timedelta(days=28))
+    assert [e.topic for e in out] == ["approval.decisions", "victims.approved"]
+    assert out[0].value["approver_role"] == "OM" and out[1].value["approved_by"] == "om-1"
+    assert domain.audit_of(final).action is AuditAction.DECISION
+
+
+@pytest.mark.parametrize("step", [0, 1])
+def test_a_rejection_or_expiry_at_any_step_ends_the_chain(step: int) -> None:
+    for action, outcome in ((Action.REJECT, Status.REJECTED), (Action.EXPIRE, Status.EXPIRED)):
+        decision = domain.decide(
+            _victim(step),
+            action,
+            actor="x",
+            reason="nee",
+            now=CREATED_AT + timedelta(days=2) if action is Action.EXPIRE else CREATED_AT,
+        )
+        assert decision.outcome is outcome and decision.final
+        assert decision.deletes_personal_data
+
+
+def test_a_state_out_of_step_with_its_chain_is_refused() -> None:
+    wrong = RequestState(
+        "req-v", Category.VICTIM, ApproverRole.OM, Status.PENDING, CREATED_AT + timedelta(days=1)
+    )
+    with pytest.raises(ValueError, match="chain"):
+        domain.decide(wrong, Action.APPROVE, actor="om-1", reason=None, now=CREATED_AT)
+    with pytest.raises(ValueError, match="chain"):
+        domain.decide(_victim(0), Action.ADVANCE, actor="x", reason=None, now=CREATED_AT)

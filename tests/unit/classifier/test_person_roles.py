@@ -31,15 +31,11 @@ def test_the_table_as_the_covenant_says() -> None:
             category="SUSPECT",
             approver_role="OM",
             conditions=frozenset({Condition.SUSPECTS_SHARED, Condition.TEAM_DISTRICT}),
-            phone=False,
-            modus_operandi=False,
         ),
         "VICTIM": PersonRole(
             category="VICTIM",
             approver_role="POLICE_BURGLARY_TEAM",
             conditions=frozenset({Condition.VICTIMS_SHARED}),
-            phone=True,
-            modus_operandi=True,
         ),
     }
 

@@ -99,6 +99,14 @@ INPUT_CONTRACT: dict[str, list[tuple[str, str]]] = {
         ("valid_until", "ts"),
         ("mk_codes", "[string]"),
     ],
+    # The municipality's reports (section 3): exactly these, so no personal field slips in.
+    "nl.dagmonitor.MunicipalReport": [
+        ("report_id", "string"),
+        ("category", "string"),
+        ("postcode", "string"),
+        ("reported_at", "ts"),
+        ("source", "string"),
+    ],
 }
 
 ENUM_CONTRACT: dict[str, list[str]] = {

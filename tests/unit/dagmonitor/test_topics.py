@@ -11,8 +11,10 @@ from dagmonitor.topics import DAY_MS, TOPICS, Cleanup
 CONTRACT = [
     ("bvh.incidents", "registration_number", "IncidentEvent", "delete", 7),
     ("bvh.persons", "notice_id", "PersonNotice", "delete", 7),
+    ("municipal.reports", "report_id", "MunicipalReport", "delete", 14),
     ("ingest.incidents", "registration_number", "IncidentEvent", "delete", 7),
     ("ingest.persons", "notice_id", "PersonNotice", "delete", 7),
+    ("ingest.municipal", "report_id", "MunicipalReport", "delete", 14),
     ("pipeline.deadletter", "source key", "DeadLetter", "delete", 7),
     ("dagmonitor.entries", "registration_number", "DagmonitorEntry", "compact,delete", 366),
     (
@@ -27,6 +29,7 @@ CONTRACT = [
     ("persons.approved", "request_id", "ApprovedPerson", "compact,delete", 366),
     ("victims.approved", "request_id", "ApprovedVictim", "compact,delete", 366),
     ("escalations.approved", "postcode", "Escalation", "compact,delete", 366),
+    ("approval.consents", "category", "Consent", "compact", 366),
     ("distribution.provisions", "provision_id", "Provision", "delete", 366),
     ("retention.events", 'topic + ":" + key', "RetentionEvent", "delete", 366),
 ]

@@ -125,7 +125,7 @@ def approved_person(request_id: str = "req-person-1") -> dict[str, Any]:
             "first_names": "Testje",
             "surname_prefix": "van",
             "surname": "Verzonnen",
-            "birth_date": date(1999, 4, 1),
+            "birth_date": None,  # shared for no category (field_sets.csv)
             "address": {
                 "street": "Nergensweg",
                 "house_number": 7,

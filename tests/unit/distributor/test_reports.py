@@ -7,6 +7,7 @@ import io
 from zoneinfo import ZoneInfo
 
 from services.distributor.reports import (
+    CONFIDENTIAL,
     CSV_COLUMNS,
     Entry,
     PostcodeCount,
@@ -54,8 +55,10 @@ def test_unknown_district_is_grouped_last() -> None:
 def test_csv_rows() -> None:
     data = daily_csv(day_entries(), AMS)
     assert data.startswith(b"\xef\xbb\xbf")
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
-    assert tuple(rows[0]) == CSV_COLUMNS
+    assert data.decode("utf-8-sig").split("\r\n")[0] == CONFIDENTIAL, "marked in its first line"
+    marking, *rows = csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=";")
+    assert marking == [CONFIDENTIAL]
+    assert tuple(rows[0]) == CSV_COLUMNS, "the column names stay in the second line"
     body = [dict(zip(CSV_COLUMNS, r, strict=True)) for r in rows[1:]]
     assert [(r["postcode"], r["mk_code"], r["datum"], r["tijd_melding"]) for r in body] == [
         ("3511AB", "A20", "2026-11-27", "00:30"),

@@ -58,6 +58,9 @@ async def test_notice_batcher_runs_at_its_interval() -> None:
     batches: list[Any] = []
 
     class Batcher:
+        async def ensure_withdrawals(self) -> list[Any]:
+            return []
+
         async def batch_notices(self) -> list[Any]:
             batches.append(1)
             return []
@@ -70,3 +73,28 @@ async def test_notice_batcher_runs_at_its_interval() -> None:
     stop.set()
     await asyncio.wait_for(task, 5)
     assert 3 <= len(batches) <= 12
+
+
+async def test_a_withdrawal_wakes_the_notice_step_before_its_interval() -> None:
+    runs: list[str] = []
+
+    class Steps:
+        async def ensure_withdrawals(self) -> list[Any]:
+            runs.append("withdrawals")
+            return []
+
+        async def batch_notices(self) -> list[Any]:
+            runs.append("notices")
+            return []
+
+    settings = DistributorSettings.load(notice_interval_seconds=3600, smtp_allow_plaintext=True)
+    scheduler = Scheduler(Steps(), settings)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run_notices(stop))
+    await asyncio.sleep(0.05)
+    assert runs == ["withdrawals", "notices"], "withdrawals first, then the batches"
+    scheduler.wake_notices()
+    await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert runs == ["withdrawals", "notices"] * 2

@@ -8,7 +8,7 @@ import io
 from zoneinfo import ZoneInfo
 
 from services.distributor.rendering import Kind, RecordRef, render_supplement, supplement_period
-from services.distributor.reports import Entry
+from services.distributor.reports import CONFIDENTIAL, Entry
 from services.distributor.supplement import (
     Change,
     DayChanges,
@@ -109,7 +109,8 @@ def test_the_supplement_mail_names_each_change_and_provides_only_new_and_changed
     assert "Verwijder deze incidenten" in text and "Verwijder deze incidenten" in rendered.html
     assert "Kenmerk verstrekking: 2026-11-27.aanvulling-2" in text
     (attachment,) = rendered.attachments
-    rows = list(csv.reader(io.StringIO(attachment.data.decode("utf-8-sig")), delimiter=";"))
+    marking, *rows = csv.reader(io.StringIO(attachment.data.decode("utf-8-sig")), delimiter=";")
+    assert marking == [CONFIDENTIAL]
     assert rows[0][0] == "wijziging"
     assert sorted((r[0], r[12]) for r in rows[1:]) == [
         ("gewijzigd", "A10"),

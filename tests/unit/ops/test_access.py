@@ -58,12 +58,14 @@ def test_every_service_has_one_row_and_only_table_topics() -> None:
 
 
 def test_ingest_reads_the_police_topics_and_writes_their_validated_copies(apps: dict) -> None:
-    from services.ingest.pipeline import KINDS
+    from services.ingest.pipeline import KINDS, MUNICIPAL
 
     row = BY_SERVICE["ingest"]
-    assert row.reads == _consumed(apps["ingest"]) == {k.source for k in KINDS}
-    # HTTP POSTs are published to bvh.* (as a police system would), then validated onwards.
-    assert row.writes == {k.target for k in KINDS} | {k.source for k in KINDS} | {DEAD_LETTERS}
+    kinds = (*KINDS, MUNICIPAL)
+    assert row.reads == _consumed(apps["ingest"]) == {k.source for k in kinds}
+    # HTTP POSTs are published to bvh.* / municipal.reports (as the submitting system would),
+    # then validated onwards.
+    assert row.writes == {k.target for k in kinds} | {k.source for k in kinds} | {DEAD_LETTERS}
     assert apps["ingest"].group == "dagmonitor-ingest"
 
 

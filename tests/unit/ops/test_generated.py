@@ -45,6 +45,7 @@ def test_internal_topics_are_declared_too() -> None:
         "dagmonitor-classifier": (
             "incident-outputs",
             "notice-outputs",
+            "municipal-reports",
             "e35-windows",
             "escalations",
         ),

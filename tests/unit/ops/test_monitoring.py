@@ -61,6 +61,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
         "DagmonitorConsumerStalled",
         "DagmonitorStateRestoreSlow",
         "DagmonitorReportProvisional",
+        "DagmonitorProvisionsHeld",
         "DagmonitorDeadLettersRising",
         "DagmonitorApprovalsWaitingTooLong",
         "DagmonitorMailsFailing",
