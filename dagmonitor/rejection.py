@@ -25,6 +25,8 @@ class Reason(StrEnum):
     INVALID_REGISTRATION_NUMBER = "invalid_registration_number"
     INVALID_MUNICIPALITY_CODE = "invalid_municipality_code"
     INVALID_MK_CODE = "invalid_mk_code"
+    INVALID_POSTCODE = "invalid_postcode"  # missing where required, or not a Dutch postcode
+    CATEGORY_NOT_COUNTED = "category_not_counted"  # a municipal report that is not youth nuisance
     INVALID_TIMESTAMP = "invalid_timestamp"  # in the future, before 2000, or out of order
     INVALID_VERSION = "invalid_version"
     INVALID_IDENTIFIER = "invalid_identifier"  # event_id / notice_id empty or malformed

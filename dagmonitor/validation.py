@@ -8,6 +8,7 @@ value. ``dedupe`` decides whether a version of a registration is new, a repeat o
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -29,6 +30,25 @@ MAX_NOTICE_VALIDITY = timedelta(days=5 * 366)
 # feed and carriage return are allowed (free text is written on several lines). Every later
 # hop (Kafka, PostgreSQL text, SMTP, HTML) accepts what this lets through.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# A Dutch postcode: 4 digits not starting with 0, two letters, never SA, SD or SS (PostNL does
+# not issue them).
+_POSTCODE = re.compile(r"^([1-9][0-9]{3})([A-Z]{2})$")
+_UNUSED_POSTCODE_LETTERS = frozenset({"SA", "SD", "SS"})
+
+
+def normalise_postcode(postcode: str | None) -> str | None:
+    """A Dutch postcode as ``1234AB``; None when absent or not a valid Dutch postcode.
+
+    Police systems and municipal ones send any whitespace inside and around it (``3512  AB``,
+    `` 3512ab ``, tabs, no-break spaces): all of it goes. The one rule for every service.
+    """
+    if postcode is None:
+        return None
+    compact = re.sub(r"\s+", "", unicodedata.normalize("NFKC", postcode)).upper()
+    match = _POSTCODE.fullmatch(compact)
+    if match is None or match.group(2) in _UNUSED_POSTCODE_LETTERS:
+        return None
+    return match.group(1) + match.group(2)
 
 
 class InvalidRecord(DagmonitorError):

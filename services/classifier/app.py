@@ -60,6 +60,7 @@ from dagmonitor.telemetry import (
     get_logger,
     inject_trace_headers,
 )
+from dagmonitor.validation import normalise_postcode
 from services.classifier import escalation, versions
 from services.classifier.annex import load_annex
 from services.classifier.config import ClassifierSettings
@@ -70,7 +71,6 @@ from services.classifier.policy import (
     classify_incident,
     classify_notice,
     escalation_request,
-    normalise_postcode,
 )
 
 SERVICE = "classifier"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from dagmonitor.validation import normalise_postcode
 from services.classifier.annex import Annex, AnnexRow, HouseNumberLevel
 from services.classifier.field_sets import PERSON_FIELDS, FieldSet, FieldSets, load_field_sets
 
@@ -79,10 +79,6 @@ PERSON_ROLES: Mapping[str, PersonRole] = MappingProxyType(
 # row. Loaded (and refused if defective) when the policy is imported, i.e. at start.
 FIELD_SETS: FieldSets = load_field_sets()
 
-_POSTCODE = re.compile(r"^([1-9][0-9]{3})([A-Z]{2})$")
-# Letter pairs the Dutch postal service does not issue.
-_UNUSED_POSTCODE_LETTERS = frozenset({"SA", "SD", "SS"})
-
 
 class Reason:
     """Why nothing (or not everything) of a record leaves. Values are metric label values."""
@@ -131,21 +127,6 @@ class Decision:
 def normalise_mk_code(code: str) -> str:
     """Rule 2: trim and upper-case."""
     return code.strip().upper()
-
-
-def normalise_postcode(postcode: str | None) -> str | None:
-    """A Dutch postcode as ``1234AB``; None when absent or not a valid Dutch postcode.
-
-    Police systems send any whitespace inside and around it (``3512  AB``, `` 3512ab ``, tabs,
-    no-break spaces): all of it goes.
-    """
-    if postcode is None:
-        return None
-    compact = re.sub(r"\s+", "", unicodedata.normalize("NFKC", postcode)).upper()
-    match = _POSTCODE.fullmatch(compact)
-    if match is None or match.group(2) in _UNUSED_POSTCODE_LETTERS:
-        return None
-    return match.group(1) + match.group(2)
 
 
 def normalise_plate(plate: str) -> str:

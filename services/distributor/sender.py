@@ -28,9 +28,11 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from dagmonitor.clock import Checkpoint, Clock, local_date, no_checkpoint, utc_now
+from dagmonitor.gates import GateCategory
 from dagmonitor.retry import Backoff, pause
 from dagmonitor.telemetry import get_logger, links_to
 from services.distributor.config import DistributorSettings
+from services.distributor.consents import CONSENT_GATED, ConsentGate, consent_needed
 from services.distributor.entitlements import LEGAL_BASIS, Category, purpose_of
 from services.distributor.errors import DeliveryError
 from services.distributor.metrics import (
@@ -48,8 +50,17 @@ from services.distributor.smtp import SmtpSession
 from services.distributor.store import Claimed, Store
 
 COVENANT_EXPIRED = "covenant_expired"
+CONSENT_MISSING = "consent_missing"
+"""A stored mail of a consent-gated category whose consent was revoked or lapsed since: it
+waits, unsent, until a consent is in force again (ADR 0014)."""
 
 _log = get_logger(__name__)
+
+
+def _consent_of(category: Category) -> GateCategory:
+    needed = consent_needed(category)
+    assert needed is not None, category
+    return needed
 
 
 @dataclass
@@ -75,6 +86,7 @@ class OutboxSender:
         on_sent: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
+        self._consents = ConsentGate(store.pool, clock=clock)
         self._on_sent = on_sent
         self._settings = settings
         self._endpoint = settings.smtp_endpoint()
@@ -82,6 +94,16 @@ class OutboxSender:
         self._checkpoint = checkpoint
         self._tracer = trace.get_tracer("dagmonitor.distributor")
         self.wake = asyncio.Event()
+
+    async def held_categories(self) -> list[str]:
+        """Consent-gated categories without a consent in force now: their stored mails are
+        not sent (a revocation also stops what was made before it; withdrawal notices still
+        go: they only tell the recipient to delete)."""
+        return [
+            category.value
+            for category in CONSENT_GATED
+            if not await self._consents.in_force(_consent_of(category))
+        ]
 
     def covenant_in_force(self) -> bool:
         """Whether provision is allowed today; keeps the days-remaining gauge current."""
@@ -124,7 +146,16 @@ class OutboxSender:
                 )
             result.blocked = sum(newly.values())
             return result
-        due = await self._store.due_message_ids(limit, kind=kind, period=period)
+        held = await self.held_categories()
+        if held:
+            newly = await self._store.block_due(CONSENT_MISSING, categories=held)
+            for category, count in newly.items():
+                PROVISIONS_BLOCKED.labels(CONSENT_MISSING, category).inc(count)
+                _log.error(
+                    "provision_blocked", reason=CONSENT_MISSING, category=category, mails=count
+                )
+            result.blocked = sum(newly.values())
+        due = await self._store.due_message_ids(limit, kind=kind, period=period, held=held)
         if not due:
             return result
         session: SmtpSession | None = None

@@ -635,18 +635,26 @@ class Store:
     # -- sending -----------------------------------------------------------------------------
 
     async def due_message_ids(
-        self, limit: int, *, kind: str | None = None, period: str | None = None
+        self,
+        limit: int,
+        *,
+        kind: str | None = None,
+        period: str | None = None,
+        held: Sequence[str] = (),
     ) -> list[str]:
         """Messages whose next attempt is due (pending or failed), oldest first; only those
-        of one report when ``kind`` and ``period`` are given."""
+        of one report when ``kind`` and ``period`` are given; none of the ``held`` categories
+        but their withdrawal notices."""
         rows = await self.pool.fetch(
             "SELECT message_id FROM outbox WHERE state IN ('pending', 'failed') "
             "AND next_attempt_at <= now() AND ($2::text IS NULL OR kind = $2) "
             "AND ($3::text IS NULL OR period = $3) "
+            "AND (kind = 'withdrawal' OR NOT category = ANY($4::text[])) "
             "ORDER BY created_at, message_id LIMIT $1",
             limit,
             kind,
             period,
+            list(held),
         )
         return [r["message_id"] for r in rows]
 
@@ -770,12 +778,17 @@ class Store:
         )
         return category
 
-    async def block_due(self, reason: str) -> dict[str, int]:
-        """Mark due messages as blocked (once each); returns newly blocked counts by category."""
+    async def block_due(
+        self, reason: str, *, categories: Sequence[str] | None = None
+    ) -> dict[str, int]:
+        """Mark due messages as blocked (once each), all or those of ``categories`` (their
+        withdrawal notices excepted); returns newly blocked counts by category."""
         rows = await self.pool.fetch(
             "UPDATE outbox SET blocked_reason = $1 WHERE state IN ('pending', 'failed') "
-            "AND blocked_reason IS DISTINCT FROM $1 RETURNING category",
+            "AND blocked_reason IS DISTINCT FROM $1 AND ($2::text[] IS NULL OR "
+            "(kind <> 'withdrawal' AND category = ANY($2::text[]))) RETURNING category",
             reason,
+            None if categories is None else list(categories),
         )
         counts: dict[str, int] = {}
         for r in rows:

@@ -19,7 +19,6 @@ import csv
 import functools
 import io
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,7 +31,13 @@ from urllib.parse import urlsplit
 from dagmonitor.errors import ConfigError
 from dagmonitor.jsonio import InputError, parse_timestamp
 from dagmonitor.rejection import Reason
-from dagmonitor.validation import EARLIEST, IDENTIFIER, InvalidRecord, check_text
+from dagmonitor.validation import (
+    EARLIEST,
+    IDENTIFIER,
+    InvalidRecord,
+    check_text,
+    normalise_postcode,
+)
 
 CATEGORY_FILE = Path(__file__).with_name("signalen_categories.csv")
 _COLUMNS = ("source", "main_slug", "sub_slug", "category", "reason")
@@ -42,10 +47,6 @@ SIGNALEN = "signalen"
 # Signalen names a category by URL: .../terms/categories/<main_slug>/sub_categories/<sub_slug>
 _CATEGORY_PATH = re.compile(r"/terms/categories/([a-z0-9-]+)/sub_categories/([a-z0-9-]+)/?")
 _SLUG = re.compile(r"^[a-z0-9-]{1,100}$")
-# The same rule as the classifier's normalise_postcode (policy.py): 4 digits not starting with
-# 0, two letters, never SA, SD or SS (PostNL does not issue them); whitespace is dropped.
-_POSTCODE = re.compile(r"^([1-9][0-9]{3})([A-Z]{2})$")
-_UNUSED_POSTCODE_LETTERS = frozenset({"SA", "SD", "SS"})
 
 
 class Category(StrEnum):
@@ -112,15 +113,6 @@ def counts(source: str, code: str, table: CategoryTable | None = None) -> bool:
     return row is not None and row.category is Category.YOUTH_NUISANCE
 
 
-def normalise_postcode(postcode: str) -> str | None:
-    """A Dutch postcode as ``1234AB``; None when it is not one."""
-    compact = re.sub(r"\s+", "", unicodedata.normalize("NFKC", postcode)).upper()
-    match = _POSTCODE.fullmatch(compact)
-    if match is None or match.group(2) in _UNUSED_POSTCODE_LETTERS:
-        return None
-    return match.group(1) + match.group(2)
-
-
 def validate_report(
     report: Mapping[str, Any],
     *,
@@ -135,14 +127,14 @@ def validate_report(
             Reason.INVALID_IDENTIFIER, "report_id: 1-128 characters of A-Z a-z 0-9 . _ : -"
         )
     if normalise_postcode(report["postcode"]) is None:
-        raise InvalidRecord(Reason.INVALID_FIELD, "postcode: not a Dutch postcode (1234AB)")
+        raise InvalidRecord(Reason.INVALID_POSTCODE, "postcode: not a Dutch postcode (1234AB)")
     if report["reported_at"] < EARLIEST:
         raise InvalidRecord(Reason.INVALID_TIMESTAMP, "reported_at: before 2000-01-01")
     if report["reported_at"] > now + clock_skew:
         raise InvalidRecord(Reason.INVALID_TIMESTAMP, "reported_at: in the future")
     if not counts(report["source"], report["category"], table):
         raise InvalidRecord(
-            Reason.INVALID_FIELD,
+            Reason.CATEGORY_NOT_COUNTED,
             "category: not youth nuisance for this source (services/ingest/"
             "signalen_categories.csv); only youth-nuisance reports are taken",
         )
@@ -217,13 +209,13 @@ def _postcode(location: Any) -> str:
     postcode = address.get("postcode") if isinstance(address, Mapping) else None
     if not isinstance(postcode, str) or not postcode.strip():
         raise InvalidRecord(
-            Reason.INVALID_FIELD,
+            Reason.INVALID_POSTCODE,
             "location.address.postcode: missing; a report counts only in a postcode area",
         )
     normalised = normalise_postcode(postcode)
     if normalised is None:
         raise InvalidRecord(
-            Reason.INVALID_FIELD, "location.address.postcode: not a Dutch postcode (1234AB)"
+            Reason.INVALID_POSTCODE, "location.address.postcode: not a Dutch postcode (1234AB)"
         )
     return normalised
 

@@ -17,6 +17,7 @@ from services.distributor.dispatch import Dispatcher
 from services.distributor.entitlements import Category
 from services.distributor.ondemand import report_on_demand
 from services.distributor.scheduler import Scheduler
+from services.distributor.sender import OutboxSender
 from services.distributor.store import Store
 from tests.consents import consent_record
 from tests.integration.distributor.conftest import SettingsFactory, SmtpServer
@@ -191,5 +192,45 @@ async def test_the_scheduler_sends_what_was_held_once_the_consent_arrives(
             stop.set()
             await loop
         assert await _held_reports(store) == []
+    finally:
+        await store.pool.close()
+
+
+async def test_a_revoke_stops_mails_stored_before_it_but_not_their_withdrawals(
+    make_settings: SettingsFactory, smtp_server: SmtpServer
+) -> None:
+    settings = make_settings()
+    store = await open_store(settings)
+    try:
+        gate = ConsentGate(store.pool, clock=_clock)
+        await gate.store("DAGMONITOR", consent_record("DAGMONITOR", granted_at=GRANTED))
+        await gate.store("VEHICLE_SIGNAL", consent_record("VEHICLE_SIGNAL", granted_at=GRANTED))
+        dispatcher = Dispatcher(store, settings, clock=_clock)
+        sender = OutboxSender(store, settings, clock=_clock)
+        key = f"{vehicle_signal()['registration_number']}:{vehicle_signal()['plate']}"
+        await store.upsert_notice("vehicles.signals", key, "vehicle_notice", vehicle_signal())
+        await dispatcher.batch_notices()
+        await sender.send_due()  # the vehicle notice is provided ...
+        for value in known_day():
+            await store.upsert_entry(value)
+        await dispatcher.ensure_daily(DAY)  # ... the daily report stored, not yet sent
+
+        await _revoke(gate, "DAGMONITOR")
+        await _revoke(gate, "VEHICLE_SIGNAL")
+        await store.withdraw_record("vehicles.signals", key)
+        await dispatcher.ensure_withdrawals()
+        result = await sender.send_due()
+        assert result.blocked == 3, "the three daily mails wait"
+        subjects = [m["Subject"] for m in smtp_server.mails()]
+        assert not any(s.startswith("Dagmonitor") for s in subjects)
+        assert subjects[-1] == "Intrekking verstrekking 28-11-2026: kenteken", "deleting is allowed"
+        blocked = await store.pool.fetch(
+            "SELECT DISTINCT blocked_reason FROM outbox WHERE state = 'pending'"
+        )
+        assert [r["blocked_reason"] for r in blocked] == ["consent_missing"]
+
+        await gate.store("DAGMONITOR", consent_record("DAGMONITOR", granted_at=GRANTED))
+        await sender.send_due()
+        assert sum(m["Subject"] == "Dagmonitor 27-11-2026" for m in smtp_server.mails()) == 3
     finally:
         await store.pool.close()

@@ -95,8 +95,8 @@ async def test_kafka_path_passes_youth_nuisance_and_dead_letters_the_rest(
     letters = await read_all(fresh_settings, "pipeline.deadletter", expect=4)
     by_key = {k: v for k, v in letters if v}
     assert {k: v["reason"] for k, v in by_key.items()} == {
-        "sig-2": "invalid_field",
-        "sig-3": "invalid_field",
+        "sig-2": "category_not_counted",
+        "sig-3": "invalid_postcode",
         "sig-9": "key_mismatch",
         "garbage": "not_avro",
     }
@@ -139,8 +139,8 @@ async def test_the_signalen_endpoint_refuses_with_a_reason(
     assert (await client.post("/v1/incidents", json={}, headers=auth)).status == 401
 
     cases = [
-        (signal(category_url=OTHER_CATEGORY), "invalid_field", "category: not youth nuisance"),
-        (signal(postcode=None), "invalid_field", "location.address.postcode: missing"),
+        (signal(category_url=OTHER_CATEGORY), "category_not_counted", "category: not youth"),
+        (signal(postcode=None), "invalid_postcode", "location.address.postcode: missing"),
         (signal(at="2027-06-01T12:00:00+02:00"), "invalid_timestamp", "reported_at: in the"),
         ([], "invalid_json", "record: expected a JSON object"),
     ]

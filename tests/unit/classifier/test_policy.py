@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from dagmonitor.validation import normalise_postcode
 from services.classifier.annex import HouseNumberLevel, load_annex
 from services.classifier.policy import (
     ENTRIES,
@@ -17,7 +18,6 @@ from services.classifier.policy import (
     PolicyConfig,
     classify_incident,
     classify_notice,
-    normalise_postcode,
     request_id,
 )
 from tests.samples import incident

@@ -76,7 +76,7 @@ def test_each_row_decides_whether_a_signal_of_it_is_taken(code: str, category: C
         validate_report(mapped, now=NOW)
     else:
         problem = _reason(lambda: validate_report(mapped, now=NOW))
-        assert problem.reason is Reason.INVALID_FIELD
+        assert problem.reason is Reason.CATEGORY_NOT_COUNTED
         assert problem.detail.startswith("category: not youth nuisance")
 
 
@@ -91,7 +91,7 @@ def test_each_row_decides_whether_a_signal_of_it_is_taken(code: str, category: C
 def test_what_the_table_does_not_map_is_not_counted(source: str, code: str) -> None:
     assert not counts(source, code)
     problem = _reason(lambda: validate_report(report(category=code, source=source), now=NOW))
-    assert problem.reason is Reason.INVALID_FIELD
+    assert problem.reason is Reason.CATEGORY_NOT_COUNTED
 
 
 @pytest.mark.parametrize(
@@ -177,10 +177,10 @@ def _with(path: str, value: Any) -> dict[str, Any]:
     [
         ([1, 2], Reason.INVALID_JSON, "record: expected a JSON object"),
         (_with("signal_id", None) | {"id": True}, Reason.INVALID_IDENTIFIER, "signal_id: missing"),
-        (signal(postcode=None), Reason.INVALID_FIELD, "location.address.postcode: missing"),
-        (_without("location"), Reason.INVALID_FIELD, "location.address.postcode: missing"),
-        (signal(postcode="35111AB"), Reason.INVALID_FIELD, "location.address.postcode: not a"),
-        (signal(postcode="3511SS"), Reason.INVALID_FIELD, "location.address.postcode: not a"),
+        (signal(postcode=None), Reason.INVALID_POSTCODE, "location.address.postcode: missing"),
+        (_without("location"), Reason.INVALID_POSTCODE, "location.address.postcode: missing"),
+        (signal(postcode="35111AB"), Reason.INVALID_POSTCODE, "location.address.postcode: not a"),
+        (signal(postcode="3511SS"), Reason.INVALID_POSTCODE, "location.address.postcode: not a"),
         (_without("category"), Reason.INVALID_FIELD, "category: missing"),
         (_with("category", {"sub": "x"}), Reason.INVALID_FIELD, "category.sub_category: missing"),
         (
@@ -198,7 +198,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         (signal(at="2026-11-27T21:30:00"), Reason.INVALID_TIMESTAMP, "incident_date_start: time"),
         (
             _with("location.address.postcode", "3511\x00AB"),
-            Reason.INVALID_FIELD,
+            Reason.INVALID_POSTCODE,
             "location.address.postcode: not a",
         ),
         (_with("signal_id", "abc\x1bdef"), Reason.INVALID_TEXT, "report_id: holds a control"),
@@ -226,11 +226,11 @@ def test_refusals_never_quote_the_signal() -> None:
     [
         ({"report_id": "with space"}, Reason.INVALID_IDENTIFIER, "report_id:"),
         ({"report_id": ""}, Reason.INVALID_IDENTIFIER, "report_id:"),
-        ({"postcode": "1234"}, Reason.INVALID_FIELD, "postcode: not a Dutch postcode"),
-        ({"postcode": "0123AB"}, Reason.INVALID_FIELD, "postcode: not a Dutch postcode"),
+        ({"postcode": "1234"}, Reason.INVALID_POSTCODE, "postcode: not a Dutch postcode"),
+        ({"postcode": "0123AB"}, Reason.INVALID_POSTCODE, "postcode: not a Dutch postcode"),
         ({"reported_at": NOW + timedelta(hours=1)}, Reason.INVALID_TIMESTAMP, "reported_at: in"),
         ({"reported_at": datetime(1999, 12, 31, tzinfo=UTC)}, Reason.INVALID_TIMESTAMP, "repo"),
-        ({"category": "overlast/jongeren"}, Reason.INVALID_FIELD, "category: not youth"),
+        ({"category": "overlast/jongeren"}, Reason.CATEGORY_NOT_COUNTED, "category: not youth"),
         ({"source": "\x07signalen"}, Reason.INVALID_TEXT, "source: holds a control"),
     ],
 )
