@@ -12,8 +12,24 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 
 from dagmonitor.settings import DagmonitorSettings
+
+PRODUCER_STATE_ERRORS: tuple[type[Exception], ...] = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    ProducerFenced,
+)
+"""Errors after which an idempotent producer never sends again (its producer id and sequence
+numbers no longer match the broker's, e.g. after a broker restart: aiokafka #1017): only a new
+producer can. Retrying with the same one retries for ever."""
 
 
 def producer(settings: DagmonitorSettings, **options: Any) -> AIOKafkaProducer:

@@ -25,6 +25,12 @@ Tables are partitioned like their input: the state of input partition ``p`` live
 partition ``p`` of the table's changelog and is written there explicitly, so co-partitioned
 topics (same key, same partition count; the range assignor gives their partition ``p`` to
 one member) share state without a repartition.
+
+A replicated view (``ReplicatedView``, a "global table") is the opposite: a small compacted
+topic that every instance holds whole, read from all its partitions outside the group, so
+that every route of every partition can look a key up. It is read to its end before the
+group is joined (a restart rebuilds it from the topic), then followed; it commits nothing
+and is never written by the processor.
 """
 
 from __future__ import annotations
@@ -76,6 +82,12 @@ OFFSET_ADVANCE = Counter(
     "How far the committed offsets of a service's input partitions moved (records).",
     ["service", "topic"],
 )
+PRODUCERS_RENEWED = Counter(
+    "dagmonitor_producers_renewed_total",
+    "Producers replaced because the broker refused their sequence state (e.g. after a broker "
+    "restart); each is followed by the batch being produced again.",
+    ["service"],
+)
 STALLED = Gauge(
     "dagmonitor_consumer_stalled",
     "1 while a service has input to handle but handled nothing in the last interval.",
@@ -125,6 +137,55 @@ class Table:
 
     def changelog_tp(self, partition: int) -> TopicPartition:
         return TopicPartition(self.changelog, partition)
+
+
+class ReplicatedView:
+    """A compacted topic held whole by every instance: key -> decoded value ("global table").
+
+    Built from every partition of ``physical`` from the beginning, then kept up to date by
+    following it (``StreamProcessor.view``). ``decode`` turns a record's value into what the
+    view holds; a tombstone deletes the key, and so does a value that does not decode (the
+    view is then what a rebuild from the compacted topic gives: never the value it replaced).
+    For topics small enough to keep in memory in every instance (a few thousand keys).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        physical: str,
+        source: str,
+        partitions: int,
+        decode: Callable[[bytes], Any],
+    ) -> None:
+        self.name = name
+        self.physical = physical
+        self.source = source
+        self.partitions = partitions
+        self._decode = decode
+        self._data: dict[bytes, Any] = {}
+        self.caught_up = False
+        """True once the view holds the topic up to its end as of the processor's start."""
+
+    def get(self, key: bytes) -> Any:
+        return self._data.get(key)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def topic_partitions(self) -> list[TopicPartition]:
+        return [TopicPartition(self.physical, p) for p in range(self.partitions)]
+
+    def apply(self, key: bytes, value: bytes | None) -> None:
+        """Apply one record of the topic; a value that does not decode raises (after the key
+        is removed), for the caller to dead-letter."""
+        self._data.pop(key, None)
+        if value is not None:
+            self._data[key] = self._decode(value)
+
+    def clear(self) -> None:
+        """Forget everything, to read the topic from the beginning again."""
+        self._data.clear()
+        self.caught_up = False
 
 
 class Batch:
@@ -218,6 +279,9 @@ class StreamProcessor:
         self._lag_interval = lag_interval
         self._routes: dict[str, Route] = {}
         self._tables: dict[str, Table] = {}
+        self._views: dict[str, ReplicatedView] = {}
+        self._view_reader: AIOKafkaConsumer | None = None
+        self._view_task: asyncio.Task[None] | None = None
         self._tracer = trace.get_tracer(f"dagmonitor.{service}")
         self._lock = asyncio.Lock()
         self._assigned: set[TopicPartition] = set()
@@ -246,13 +310,24 @@ class StreamProcessor:
         """Handle ``physical`` (contract name ``source``) with ``handler``, using ``tables``."""
         self._routes[physical] = Route(physical, source, handler, tuple(tables))
 
+    def view(
+        self, physical: str, source: str, partitions: int, decode: Callable[[bytes], Any]
+    ) -> ReplicatedView:
+        """Declare a replicated view of the compacted topic ``physical`` (contract name
+        ``source``, ``partitions`` partitions), values turned by ``decode``: held whole,
+        read to its end before any route handles a record, then followed."""
+        view = ReplicatedView(source, physical, source, partitions, decode)
+        self._views[physical] = view
+        return view
+
     @property
     def tables(self) -> Mapping[str, Table]:
         return self._tables
 
     def consumed(self) -> set[str]:
         """The contract topics this processor reads (its internal topics excluded)."""
-        return {r.source for r in self._routes.values() if not r.physical.startswith(self.group)}
+        routed = {r.source for r in self._routes.values() if not r.physical.startswith(self.group)}
+        return routed | {view.source for view in self._views.values()}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -285,21 +360,8 @@ class StreamProcessor:
             from dagmonitor.topic_admin import apply_topics
 
             await apply_topics(self.settings, specs=self._internal_topics)
-        self._producer = kafka_clients.producer(
-            self.settings,
-            client_id=f"dagmonitor-{self.service}",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=2,
-            max_batch_size=256 * 1024,
-        )
-        await self._producer.start()
-        self.dead_letters = DeadLetters(
-            self._producer,
-            service=self.service,
-            topic_prefix=self.settings.topic_prefix,
-            codec=self._codec,
-        )
+        await self._start_producer()
+        await self._start_views()
         self._consumer = kafka_clients.group_consumer(
             self.settings,
             self.group,
@@ -315,9 +377,14 @@ class StreamProcessor:
 
     async def stop(self) -> None:
         self.started = False
-        if self._restore_task is not None:
-            self._restore_task.cancel()
-            await asyncio.gather(self._restore_task, return_exceptions=True)
+        for task in (self._restore_task, self._view_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._view_task = None
+        if self._view_reader is not None:
+            await self._view_reader.stop()
+            self._view_reader = None
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
@@ -326,8 +393,12 @@ class StreamProcessor:
             self._producer = None
 
     async def ready(self) -> bool:
-        """Ready: started, holding partitions, and every assigned partition restored."""
-        return self.started and bool(self._assigned) and self._ready_tps >= self._assigned
+        """Ready: started, holding partitions, every assigned partition restored, and every
+        replicated view caught up and followed."""
+        views = all(view.caught_up for view in self._views.values()) and (
+            not self._views or (self._view_task is not None and not self._view_task.done())
+        )
+        return self.started and views and bool(self._assigned) and self._ready_tps >= self._assigned
 
     def restoring(self) -> bool:
         return bool(self._assigned - self._ready_tps)
@@ -338,6 +409,7 @@ class StreamProcessor:
         last_lag = 0.0
         last_handled = -1
         while not stop.is_set():
+            self._check_views()
             try:
                 records = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
             except KafkaError as exc:
@@ -417,8 +489,42 @@ class StreamProcessor:
                 _log.warning("transient_failure_retrying_batch", error=type(exc).__name__)
                 if stop.is_set():
                     raise
+                if isinstance(exc, kafka_clients.PRODUCER_STATE_ERRORS):
+                    await self._renew_producer()
                 await pause(stop, backoff.next())
         await self._commit(batches, stop)
+
+    async def _start_producer(self) -> None:
+        self._producer = kafka_clients.producer(
+            self.settings,
+            client_id=f"dagmonitor-{self.service}",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+        )
+        await self._producer.start()
+        self.dead_letters = DeadLetters(
+            self._producer,
+            service=self.service,
+            topic_prefix=self.settings.topic_prefix,
+            codec=self._codec,
+        )
+
+    async def _renew_producer(self) -> None:
+        """A new producer (a new producer id) in place of one whose sequence state the broker
+        refuses: after a broker restart an idempotent producer can get OutOfOrderSequenceNumber
+        for ever (aiokafka #1017), and the batch would be retried without end. The batch's
+        input offsets are not committed, so it is produced again: at least once, never lost."""
+        old, self._producer = self._producer, None
+        if old is not None:
+            try:
+                await asyncio.wait_for(old.stop(), timeout=10)
+            except Exception as exc:  # it is broken already: nothing more to lose
+                _log.warning("producer_stop_failed", error=type(exc).__name__)
+        await self._start_producer()
+        PRODUCERS_RENEWED.labels(self.service).inc()
+        _log.warning("producer_renewed", service=self.service)
 
     async def _one(self, record: Record, batch: Batch) -> None:
         route = self._routes[record.topic]
@@ -573,6 +679,122 @@ class StreamProcessor:
         for name, count in per_table.items():
             RESTORE_REMAINING.labels(self.service, name).set(count)
 
+    # -- replicated views --------------------------------------------------------------------
+
+    async def _start_views(self) -> None:
+        """Read every view to the end of its topic, then follow the topics in the background.
+        Until this returns the group is not joined, so no route handles a record before the
+        views hold everything written before the start."""
+        if not self._views:
+            return
+        backoff = Backoff(*self._backoff)
+        while True:
+            reader = kafka_clients.consumer(
+                self.settings,
+                client_id=f"dagmonitor-{self.service}-views",
+                enable_auto_commit=False,
+                group_id=None,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+            )
+            try:
+                await reader.start()
+                await self._catch_up_views(reader)
+                break
+            except asyncio.CancelledError:
+                await reader.stop()
+                raise
+            except Exception as exc:
+                await reader.stop()
+                _log.warning("view_catch_up_failed_retrying", error=type(exc).__name__)
+                await pause(None, backoff.next())
+        self._view_reader = reader
+        self._view_task = asyncio.get_running_loop().create_task(self._follow_views(reader))
+
+    async def _catch_up_views(self, reader: AIOKafkaConsumer) -> None:
+        by_tp = {tp: view for view in self._views.values() for tp in view.topic_partitions()}
+        for view in self._views.values():
+            view.clear()  # a retry reads from the beginning: deletions compacted away stay gone
+        reader.assign(list(by_tp))
+        await reader.seek_to_beginning(*by_tp)
+        ends = await reader.end_offsets(list(by_tp))
+        remaining = {tp: end for tp, end in ends.items() if await reader.position(tp) < end}
+        started = time.perf_counter()
+        count = 0
+        while remaining:
+            left: dict[str, int] = defaultdict(int)
+            for tp, end in remaining.items():
+                left[by_tp[tp].name] += max(0, end - await reader.position(tp))
+            for name, count_left in left.items():
+                RESTORE_REMAINING.labels(self.service, name).set(count_left)
+            fetched = await reader.getmany(*remaining, timeout_ms=1000, max_records=10_000)
+            for tp, records in fetched.items():
+                for record in records:
+                    await self._apply_view(by_tp[tp], record)
+                count += len(records)
+            for tp in list(remaining):
+                if await reader.position(tp) >= remaining[tp]:
+                    del remaining[tp]
+        for view in self._views.values():
+            RESTORE_REMAINING.labels(self.service, view.name).set(0)
+            view.caught_up = True
+        _log.info(
+            "views_read",
+            records=count,
+            keys=sum(len(view) for view in self._views.values()),
+            seconds=round(time.perf_counter() - started, 3),
+        )
+
+    async def _follow_views(self, reader: AIOKafkaConsumer) -> None:
+        """Apply what is written to the views' topics from now on, for as long as we run."""
+        by_tp = {tp: view for view in self._views.values() for tp in view.topic_partitions()}
+        while True:
+            try:
+                fetched = await reader.getmany(timeout_ms=500, max_records=1000)
+            except KafkaError as exc:
+                _log.warning("view_fetch_failed_retrying", error=type(exc).__name__)
+                await asyncio.sleep(self._backoff[0])
+                continue
+            for tp, records in fetched.items():
+                for record in records:
+                    await self._apply_view(by_tp[tp], record)
+
+    async def _apply_view(self, view: ReplicatedView, record: Record) -> None:
+        """One record of a view's topic, dead-lettered if it does not decode (again after a
+        restart, which reads the topic anew: same source partition and offset)."""
+        backoff = Backoff(*self._backoff)
+        assert self.dead_letters is not None
+        while True:
+            try:
+                await handle_one(
+                    lambda: self._apply_view_record(view, record),
+                    service=self.service,
+                    source=Source(view.source, record.key, record.partition, record.offset),
+                    headers=record.headers,
+                    value=record.value,
+                    dead_letters=self.dead_letters,
+                    tracer=self._tracer,
+                )
+                return
+            except TRANSIENT_ERRORS as exc:  # the dead letter could not be sent: again
+                _log.warning("view_record_retrying", error=type(exc).__name__)
+                await pause(None, backoff.next())
+
+    @staticmethod
+    async def _apply_view_record(view: ReplicatedView, record: Record) -> None:
+        if record.key is None:
+            raise RecordRejected(Reason.KEY_MISMATCH, "record without a key")
+        view.apply(bytes(record.key), record.value)
+
+    def _check_views(self) -> None:
+        """A view that stopped following its topic is a crash of the service, not a stale
+        view to go on with."""
+        task = self._view_task
+        if task is None or not task.done():
+            return
+        failure = None if task.cancelled() else task.exception()
+        raise RuntimeError(f"{self.service}: a replicated view stopped following") from failure
+
     # -- metrics -----------------------------------------------------------------------------
 
     async def _update_lag(self) -> int:
@@ -591,7 +813,26 @@ class StreamProcessor:
             lag = max(0, highwater - position)
             CONSUMER_LAG.labels(self.service, route.source, str(tp.partition)).set(lag)
             total += lag
+        await self._update_view_lag()
         return total
+
+    async def _update_view_lag(self) -> None:
+        """``dagmonitor_consumer_lag`` of the views' topics too (not counted as stalled work:
+        a view's records are applied, not handled and committed)."""
+        reader = self._view_reader
+        if reader is None:
+            return
+        for view in self._views.values():
+            for tp in view.topic_partitions():
+                highwater = reader.highwater(tp)
+                if highwater is None:
+                    continue
+                try:
+                    position = await asyncio.wait_for(reader.position(tp), timeout=1.0)
+                except Exception:
+                    continue
+                lag = max(0, highwater - position)
+                CONSUMER_LAG.labels(self.service, view.source, str(tp.partition)).set(lag)
 
 
 class _Listener(ConsumerRebalanceListener):

@@ -17,7 +17,9 @@ from typing import Any
 from aiohttp import web
 
 from dagmonitor.errors import DagmonitorError
+from dagmonitor.retry import Backoff, pause
 from dagmonitor.settings import DagmonitorSettings, ServiceSettings
+from dagmonitor.streaming import TRANSIENT_ERRORS
 from dagmonitor.telemetry import (
     ReadinessCheck,
     configure_logging,
@@ -26,6 +28,8 @@ from dagmonitor.telemetry import (
     health_app,
     serve_http,
 )
+
+_log = get_logger(__name__)
 
 Body = Callable[[asyncio.Event], Awaitable[None]]
 
@@ -136,3 +140,52 @@ def main(service: str, serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
     except DagmonitorError as exc:
         print(f"{service}: {exc}", file=sys.stderr)
         sys.exit(1)
+
+
+Part = Callable[[], Awaitable[None]]
+"""One of a service's loops (consume, relay, sweep, ...), run until the stop event is set."""
+
+
+async def run_parts(parts: Mapping[str, Part], stop: asyncio.Event) -> None:
+    """Run a service's loops until ``stop``, each supervised.
+
+    A part that fails on something transient (Kafka or PostgreSQL away) or ends early is
+    started again after a pause, with a log line. A part that crashes on anything else stops
+    the others and its exception is raised (the process exits non-zero and its orchestrator
+    restarts it); when several crashed, the part that ended first is the cause.
+    """
+    tasks = [
+        asyncio.create_task(_supervised(name, part, stop), name=name)
+        for name, part in parts.items()
+    ]
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    first = next((t for t in tasks if t in done), None)
+    stop.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    stopper.cancel()
+    crashed = [
+        (task, result)
+        for task, result in zip(tasks, results, strict=True)
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError)
+    ]
+    for task, result in crashed:
+        _log.error("part_crashed", part=task.get_name(), error=type(result).__name__)
+    if crashed:
+        raise next((r for t, r in crashed if t is first), crashed[0][1])
+
+
+async def _supervised(name: str, part: Part, stop: asyncio.Event) -> None:
+    """Run ``part`` until ``stop``; start it again after a transient failure or an early end."""
+    backoff = Backoff(1.0, 30.0)
+    while not stop.is_set():
+        try:
+            await part()
+            if stop.is_set():
+                return
+            _log.error("part_ended_early", part=name)
+        except TRANSIENT_ERRORS as exc:
+            if stop.is_set():
+                return  # it was stopping anyway
+            _log.warning("part_failed_restarting", part=name, error=type(exc).__name__)
+        await pause(stop, backoff.next())

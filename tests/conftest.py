@@ -7,8 +7,11 @@ Integration tests run against the real local stack (Kafka, PostgreSQL, SMTP sink
 
 from __future__ import annotations
 
+import contextlib
+import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -27,11 +30,47 @@ def stack() -> Iterator[DagmonitorSettings]:
 
     from dagmonitor_cli.platform.stack import LocalStack
 
-    LocalStack().up(echo=lambda _line: None)
+    local = LocalStack()
+    local.up(echo=lambda _line: None)
     settings = DagmonitorSettings.load()
     before = set(asyncio.run(_topics(settings)))
-    yield settings
+    with _session_marker(local.root) as others_running:
+        yield settings
+        if others_running():
+            return  # their topics were created after ``before`` too: the last session cleans up
     asyncio.run(_delete(settings, [t for t in asyncio.run(_topics(settings)) if t not in before]))
+
+
+@contextlib.contextmanager
+def _session_marker(root: Path) -> Iterator[Callable[[], bool]]:
+    """Mark this test session as running on the shared stack; yields "are others running?".
+
+    Two sessions on one stack (a developer's and a helper's) must not delete each other's
+    topics at the end; a marker of a process that is gone does not count.
+    """
+    markers = root / "test-sessions"
+    markers.mkdir(parents=True, exist_ok=True)
+    mine = markers / str(os.getpid())
+    mine.touch()
+
+    def others_running() -> bool:
+        for marker in markers.iterdir():
+            if marker == mine or not marker.name.isdigit():
+                continue
+            try:
+                os.kill(int(marker.name), 0)
+            except ProcessLookupError:
+                marker.unlink(missing_ok=True)
+            except PermissionError:
+                return True
+            else:
+                return True
+        return False
+
+    try:
+        yield others_running
+    finally:
+        mine.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

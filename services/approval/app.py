@@ -13,7 +13,7 @@ from dagmonitor import db
 from dagmonitor.clock import Clock, utc_now
 from dagmonitor.deadletter import DeadLetters
 from dagmonitor.retry import pause
-from dagmonitor.service import ServiceParts, serve_parts
+from dagmonitor.service import ServiceParts, run_parts, serve_parts
 from dagmonitor.streaming import TRANSIENT_ERRORS, RecordConsumer, new_producer
 from dagmonitor.telemetry import ReadinessCheck, get_logger
 from services.approval.api import ApprovalApi
@@ -86,13 +86,20 @@ class ApprovalApp(ServiceParts):
         self.workflow = workflow
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume, relay and sweep until ``stop`` is set; a crash of one stops all."""
+        """Consume, relay and sweep until ``stop`` is set, each supervised
+        (``dagmonitor.service.run_parts``): a transient failure restarts the part, any other
+        crash stops all."""
         if self.consumer is None or self.relay is None:
             raise RuntimeError("start() the approval service first")
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.consumer.run(stop))
-            tasks.create_task(self.relay.run(stop))
-            tasks.create_task(self.sweep(stop))
+        consumer, relay = self.consumer, self.relay
+        await run_parts(
+            {
+                "consumer": lambda: consumer.run(stop),
+                "relay": lambda: relay.run(stop),
+                "sweep": lambda: self.sweep(stop),
+            },
+            stop,
+        )
 
     async def sweep(self, stop: asyncio.Event) -> None:
         """Expire overdue requests and refresh the gauges, every sweep interval."""

@@ -3,19 +3,25 @@
 Routes (all on raw bytes, decoding with the project codec):
 
 - ``ingest.incidents`` -> policy -> ``dagmonitor.entries``, ``vehicles.signals``,
-  ``approval.requests``. Shared E35 reports with a postcode go on, keyed by postcode area
-  (PC6 or PC4, ``escalation.area_of``), to an internal topic, so that the E35 route sees every
-  report of an area on one partition.
+  ``approval.requests``. An E35 (youth nuisance) entry is one of these outputs like any other:
+  at house-number level "ter hoogte van" while the escalations view says an approved
+  escalation for the incident's postcode area is in force at the record's time, plain
+  otherwise (rule 3). A shared E35 report with a postcode is also counted: it goes on, keyed
+  by its postcode area (PC6 or PC4, ``escalation.area_of``), to an internal topic, so that the
+  E35 route sees every report of an area on one partition. What travels there is only what
+  the window counts (``e35_envelope``; ADR 0016).
 - ``ingest.municipal`` -> the municipality's youth-nuisance reports go on to the same internal
   topic, keyed by area, carrying only their key and time: they are counted, never shared
   (ADR 0013). A table remembers each report's area, so a withdrawal or a move uncounts it.
-- the E35 route counts police and municipal reports per area in one sliding window (a table),
-  asks the district police once per area when the threshold is crossed, and writes a police
-  report's E35 entry — at house-number level "ter hoogte van" while an approved escalation for
-  the area is in force.
-- ``escalations.approved`` -> the escalations table (area -> valid_until), co-partitioned
-  with the internal E35 topic (same key, same partition count).
+- the E35 route counts police and municipal reports per area in one sliding window (a table)
+  and asks the district police once per area when the threshold is crossed.
 - ``ingest.persons`` -> policy -> ``approval.requests``.
+
+``escalations.approved`` is not a route but a replicated view (``dagmonitor.processor``,
+``ReplicatedView``): every instance holds every approved escalation (area -> valid_until),
+read to the topic's end before any route handles a record, then followed. An escalation that
+arrives after an incident was classified changes only the incidents classified after it; an
+entry already written is not re-emitted (ADR 0016).
 
 Each input key remembers (a table) which output keys it produced. A newer version that no
 longer produces one of them, a dropped version, or a tombstone on the input key sends
@@ -30,7 +36,7 @@ import base64
 import functools
 import json
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from dagmonitor import deletion, topics
@@ -47,6 +53,7 @@ from dagmonitor.processor import (
     Batch,
     ProcessorService,
     Record,
+    ReplicatedView,
     StreamProcessor,
     Table,
     record_key,
@@ -83,16 +90,25 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+def e35_envelope(
+    key: dict[str, str], reported_at: datetime | None, district_code: str | None = None
+) -> dict[str, Any]:
+    """The value of one record of the internal E35 topic (keyed by postcode area): what the
+    window counts, and nothing else (ADR 0016).
 
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-# An escalation in force for ever: gives the entry as it reads while one is in force.
-_FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
+    ``key`` names the report: ``{"registration_number": ...}`` (police) or ``{"report_id":
+    ...}`` (municipal); ``reported_at`` None withdraws it from the area's window. A police
+    report also carries its ``district_code``: the request the E35 route makes when the
+    threshold is crossed goes to the police of that district (``approver_role`` POLICE_DISTRICT,
+    ``ApprovalRequest.district_code``), and the E35 route knows the area only. A district code
+    names a police district, not a person, and is in the Dagmonitor entry anyway. A municipal
+    report names no district (the request takes the area's latest police district)."""
+    if reported_at is None:
+        return {**key, "report": None}
+    report: dict[str, Any] = {"reported_at": _ms(reported_at)}
+    if "registration_number" in key:
+        report["district_code"] = district_code
+    return {**key, "report": report}
 
 
 class Classifier(ProcessorService):
@@ -119,18 +135,37 @@ class Classifier(ProcessorService):
         self.notice_outputs = table("notice-outputs", "ingest.persons")
         self.municipal_reports = table("municipal-reports", "ingest.municipal")
         self.e35_windows = table("e35-windows", "escalations.approved")
-        self.escalations = table("escalations", "escalations.approved")
+        self.escalations: ReplicatedView = processor.view(
+            settings.topic("escalations.approved"),
+            "escalations.approved",
+            topics.get("escalations.approved").partitions,
+            self._decode_escalation,
+        )
         self.e35_topic = f"{processor.group}-{E35_TOPIC}"
         for source, handler, used in (
             ("ingest.incidents", self._on_incident, [self.incident_outputs]),
             ("ingest.persons", self._on_notice, [self.notice_outputs]),
             ("ingest.municipal", self._on_municipal, [self.municipal_reports]),
-            ("escalations.approved", self._on_escalation, [self.escalations]),
         ):
             processor.route(settings.topic(source), source, handler, used)
-        processor.route(
-            self.e35_topic, E35_TOPIC, self._on_e35, [self.e35_windows, self.escalations]
+        processor.route(self.e35_topic, E35_TOPIC, self._on_e35, [self.e35_windows])
+
+    # -- escalations -----------------------------------------------------------------------
+
+    def _decode_escalation(self, value: bytes) -> datetime:
+        """What the view keeps of an approved escalation: its end (``valid_until``)."""
+        until: datetime = self.codec.decode(value, expect=ESCALATION).record["valid_until"]
+        return until
+
+    def escalation_until(self, postcode: str | None) -> datetime | None:
+        """The end of the approved escalation for the area of ``postcode`` (normalised), if
+        the view holds one; the policy decides whether it is in force (rule 3)."""
+        if postcode is None:
+            return None
+        until: datetime | None = self.escalations.get(
+            escalation.area_of(postcode, self.area).encode("utf-8")
         )
+        return until
 
     # -- output ----------------------------------------------------------------------------
 
@@ -175,7 +210,8 @@ class Classifier(ProcessorService):
         await self._tombstone(batch, step.tombstones)
         if step.retract_e35:
             area = escalation.area_of(step.retract_e35, self.area)
-            await self._forward_e35(batch, area, {"registration_number": key.decode("utf-8")}, None)
+            name = {"registration_number": key.decode("utf-8")}
+            await self._forward_e35(batch, area, e35_envelope(name, None))
         if emit is not None:
             await emit()
         batch.set(table, key, step.state)
@@ -190,7 +226,10 @@ class Classifier(ProcessorService):
             return
         record = self.codec.decode(message.value, expect=INCIDENT_EVENT).record
         now = record_time(message)
-        decision = classify_incident(record, self.policy, self.annex, now=now)
+        until = self.escalation_until(normalise_postcode(record["location"].get("postcode")))
+        decision = classify_incident(
+            record, self.policy, self.annex, now=now, escalation_until=until
+        )
         step = versions.plan(
             previous,
             record["version"],
@@ -198,56 +237,24 @@ class Classifier(ProcessorService):
             decision.e35_postcode,
             tracks_e35=True,
         )
-        emit = functools.partial(self._emit_incident, batch, record, decision, now)
+        emit = functools.partial(self._emit_incident, batch, record, decision)
         await self._carry_out(batch, self.incident_outputs, key, step, decision, emit)
 
     async def _emit_incident(
-        self, batch: Batch, record: dict[str, Any], decision: Decision, now: datetime
+        self, batch: Batch, record: dict[str, Any], decision: Decision
     ) -> None:
-        """The incident's outputs; a shared E35 report's entry goes out via its postcode."""
-        e35 = decision.e35_postcode
-        await self._send(batch, [o for o in decision.outputs if not (e35 and o.topic == ENTRIES)])
-        if e35:
-            report = self._e35_report(record, decision, now=now)
-            key = {"registration_number": record["registration_number"]}
-            await self._forward_e35(batch, escalation.area_of(e35, self.area), key, report)
+        """The incident's outputs; a shared E35 report is also counted in its postcode area."""
+        await self._send(batch, list(decision.outputs))
+        if decision.e35_postcode:
+            area = escalation.area_of(decision.e35_postcode, self.area)
+            name = {"registration_number": record["registration_number"]}
+            district = record["location"].get("district_code")
+            await self._forward_e35(
+                batch, area, e35_envelope(name, record["reported_at"], district)
+            )
 
-    def _e35_report(
-        self, record: dict[str, Any], decision: Decision, *, now: datetime
-    ) -> dict[str, Any]:
-        """What the E35 route needs of a shared police report, and nothing more: when it
-        happened, where (district, for the request), and its Dagmonitor entry without and with
-        the house number (which one goes out depends on an escalation only the E35 route
-        knows). No person, phone, vehicle or free text of the incident travels: the entries
-        are the policy's own outputs (rule 3)."""
-        schema = topics.get(ENTRIES).schema
-        plain = next(o for o in decision.outputs if o.topic == ENTRIES)
-        detailed = next(
-            o
-            for o in classify_incident(
-                record, self.policy, self.annex, now=now, escalation_until=_FOREVER
-            ).outputs
-            if o.topic == ENTRIES
-        )
-        return {
-            "reported_at": _ms(record["reported_at"]),
-            "district_code": record["location"].get("district_code"),
-            "entry": _b64(self.codec.encode(schema, plain.value)),
-            "detailed_entry": _b64(self.codec.encode(schema, detailed.value)),
-        }
-
-    async def _forward_e35(
-        self,
-        batch: Batch,
-        area: str,
-        key: dict[str, str],
-        report: dict[str, Any] | None,
-    ) -> None:
-        """Send one report (None: its withdrawal) to the E35 route, keyed by its ``area``.
-
-        ``key`` names the report: ``{"registration_number": ...}`` (police) or
-        ``{"report_id": ...}`` (municipal)."""
-        envelope = {**key, "report": report}
+    async def _forward_e35(self, batch: Batch, area: str, envelope: dict[str, Any]) -> None:
+        """Send one ``e35_envelope`` to the E35 route, keyed by its ``area``."""
         await batch.send(
             self.e35_topic,
             area.encode("utf-8"),
@@ -271,16 +278,17 @@ class Classifier(ProcessorService):
             area, reported_at = escalation.area_of(postcode, self.area), record["reported_at"]
         name = {"report_id": report_id}
         if previous is not None and previous["area"] != area:
-            await self._forward_e35(batch, previous["area"], name, None)
+            await self._forward_e35(batch, previous["area"], e35_envelope(name, None))
         if area is None or reported_at is None:
             batch.set(self.municipal_reports, key, None)
             return
-        await self._forward_e35(batch, area, name, {"reported_at": _ms(reported_at)})
+        await self._forward_e35(batch, area, e35_envelope(name, reported_at))
         batch.set(self.municipal_reports, key, {"area": area})
 
     # -- E35 per postcode ------------------------------------------------------------------
 
     async def _on_e35(self, message: Record, batch: Batch) -> None:
+        """Count (or uncount) one report in its area's window; ask once when it is crossed."""
         key = record_key(message)
         envelope = json.loads(message.value or b"null")
         state = batch.get(self.e35_windows, key)
@@ -293,18 +301,8 @@ class Classifier(ProcessorService):
             batch.set(self.e35_windows, key, escalation.remove_report(state, window_key))
             return
         now = record_time(message)
-        if registration is not None:
-            # A police report has its Dagmonitor entry; a municipal one is only counted.
-            active = batch.get(self.escalations, key)
-            escalated = active is not None and _from_ms(active["valid_until"]) > now
-            entry = base64.b64decode(report["detailed_entry" if escalated else "entry"])
-            await batch.send(
-                self.settings.topic(ENTRIES),
-                registration.encode("utf-8"),
-                entry,
-                inject_trace_headers(),
-            )
-            RECORDS_OUT.labels(SERVICE, ENTRIES).inc()
+        if registration is not None and "entry" in report:
+            await self._send_carried_entry(batch, key, registration, report, now)
         new_state, due = escalation.add_report(
             state, window_key, report["reported_at"], self.rule, report.get("district_code")
         )
@@ -319,13 +317,22 @@ class Classifier(ProcessorService):
             await self._send(batch, [request])
         batch.set(self.e35_windows, key, new_state)
 
-    async def _on_escalation(self, message: Record, batch: Batch) -> None:
-        key = record_key(message)
-        if message.value is None:
-            batch.set(self.escalations, key, None)
-            return
-        record = self.codec.decode(message.value, expect=ESCALATION).record
-        batch.set(self.escalations, key, {"valid_until": _ms(record["valid_until"])})
+    async def _send_carried_entry(
+        self, batch: Batch, area: bytes, registration: str, report: dict[str, Any], now: datetime
+    ) -> None:
+        """An envelope written before ADR 0016 carries the report's entry, not yet sent (its
+        incident was committed once the envelope was acknowledged): send it, so an upgrade
+        loses none. Remove once no such envelope is left (the topic keeps 7 days)."""
+        until = self.escalations.get(area)
+        detailed = until is not None and until > now
+        entry = base64.b64decode(report["detailed_entry" if detailed else "entry"])
+        await batch.send(
+            self.settings.topic(ENTRIES),
+            registration.encode("utf-8"),
+            entry,
+            inject_trace_headers(),
+        )
+        RECORDS_OUT.labels(SERVICE, ENTRIES).inc()
 
     # -- person notices --------------------------------------------------------------------
 

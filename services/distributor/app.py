@@ -15,9 +15,8 @@ from aiokafka import AIOKafkaProducer
 from dagmonitor.clock import Checkpoint, Clock, no_checkpoint, utc_now
 from dagmonitor.db import open_schema
 from dagmonitor.deadletter import DeadLetters
-from dagmonitor.retry import Backoff, pause
-from dagmonitor.service import ServiceParts, serve_parts
-from dagmonitor.streaming import TRANSIENT_ERRORS, Outputs, RecordConsumer, new_producer
+from dagmonitor.service import ServiceParts, run_parts, serve_parts
+from dagmonitor.streaming import Outputs, RecordConsumer, new_producer
 from dagmonitor.telemetry import ReadinessCheck, get_logger
 from services.distributor.completeness import Completeness
 from services.distributor.config import DistributorSettings
@@ -122,27 +121,7 @@ class Distributor(ServiceParts):
             "sender": lambda: self.sender.run(stop),  # type: ignore[union-attr]
             "relay": lambda: self.relay.run(stop),  # type: ignore[union-attr]
         }
-        tasks = [
-            asyncio.create_task(_supervised(name, part, stop), name=name)
-            for name, part in parts.items()
-        ]
-        stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-        first = next((t for t in tasks if t in done), None)
-        stop.set()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        stopper.cancel()
-        crashed = [
-            (task, result)
-            for task, result in zip(tasks, results, strict=True)
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError)
-        ]
-        for task, result in crashed:
-            _log.error("part_crashed", part=task.get_name(), error=type(result).__name__)
-        if crashed:
-            # The part that ended first is the cause; the others stopped because of it.
-            cause = next((r for t, r in crashed if t is first), crashed[0][1])
-            raise cause
+        await run_parts(parts, stop)
 
     async def stop(self) -> None:
         if self.consumer is not None:
@@ -166,19 +145,3 @@ async def serve(settings: DistributorSettings | None = None) -> None:
     """Run the distributor until SIGTERM/SIGINT (``python -m services.distributor``)."""
     settings = settings or DistributorSettings.load()
     await serve_parts(SERVICE, Distributor(settings), settings)
-
-
-async def _supervised(name: str, part: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
-    """Run ``part`` until ``stop``; start it again after a transient failure or an early end."""
-    backoff = Backoff(1.0, 30.0)
-    while not stop.is_set():
-        try:
-            await part()
-            if stop.is_set():
-                return
-            _log.error("part_ended_early", part=name)
-        except TRANSIENT_ERRORS as exc:
-            if stop.is_set():
-                return  # it was stopping anyway
-            _log.warning("part_failed_restarting", part=name, error=type(exc).__name__)
-        await pause(stop, backoff.next())

@@ -20,7 +20,7 @@ from dagmonitor import db
 from dagmonitor.clock import Checkpoint, Clock, last_daily_run, no_checkpoint, utc_now
 from dagmonitor.deadletter import DeadLetters
 from dagmonitor.retry import pause
-from dagmonitor.service import ServiceParts, serve_parts
+from dagmonitor.service import ServiceParts, run_parts, serve_parts
 from dagmonitor.streaming import TRANSIENT_ERRORS, Incoming, RecordConsumer, new_producer
 from dagmonitor.telemetry import ReadinessCheck, get_logger
 from services.retention.config import RetentionSettings
@@ -146,12 +146,16 @@ class RetentionApp(ServiceParts):
         _log.info("retention_started", schema=settings.db_schema, topics=len(PROVIDED_TOPICS))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume and keep the schedule until ``stop`` is set; a crash of one stops both."""
+        """Consume and keep the schedule until ``stop`` is set, each supervised
+        (``dagmonitor.service.run_parts``): a transient failure restarts the part, any other
+        crash stops both."""
         if self.consumer is None:
             raise RuntimeError("start() the retention service first")
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.consumer.run(stop))
-            tasks.create_task(self.keep_schedule(stop))
+        consumer = self.consumer
+        await run_parts(
+            {"consumer": lambda: consumer.run(stop), "schedule": lambda: self.keep_schedule(stop)},
+            stop,
+        )
 
     async def keep_schedule(self, stop: asyncio.Event) -> None:
         """Every tick: a sweep when due, owed segment rolls, the gauges."""

@@ -134,3 +134,56 @@ async def test_good_bad_rejected_and_transient_records(stack: DagmonitorSettings
         await restarted.stop()
         await producer.stop()
     assert again == []
+
+
+async def test_a_replicated_view_is_read_whole_before_any_route(
+    fresh_settings: DagmonitorSettings,
+) -> None:
+    """Every partition of the view's topic is read to its end before the first record is
+    handled (tombstones applied, a bad value dead-lettered), then followed while running."""
+    from dagmonitor.processor import Batch, Record, StreamProcessor
+    from dagmonitor.topics import get
+    from tests.kafkautil import produce, read_all
+
+    settings = fresh_settings
+    codec = default_codec()
+
+    def encoded(postcode: str) -> bytes:
+        return codec.encode(ESCALATION, escalation(postcode))
+
+    before = [(f"{n}000AA".encode(), encoded(f"{n}000AA")) for n in range(1, 10)]
+    await produce(settings, "escalations.approved", before)
+    await produce(settings, "escalations.approved", [(b"1000AA", None), (b"bad", b"not avro")])
+    await produce(settings, "ingest.municipal", [(b"sig-1", b"counted")])
+
+    processor = StreamProcessor(settings, service="viewtest", retry_backoff=(0.05, 0.1))
+    view = processor.view(
+        settings.topic("escalations.approved"),
+        "escalations.approved",
+        get("escalations.approved").partitions,
+        lambda value: codec.decode(value, expect=ESCALATION).record["postcode"],
+    )
+    seen: list[int] = []
+
+    async def handler(_record: Record, _batch: Batch) -> None:
+        seen.append(len(view))
+
+    processor.route(settings.topic("ingest.municipal"), "ingest.municipal", handler)
+    stop = asyncio.Event()
+    task = asyncio.create_task(processor.serve(stop))
+    try:
+        async with asyncio.timeout(30):
+            while not (seen and await processor.ready()):
+                await asyncio.sleep(0.1)
+        assert seen == [8]  # the whole topic, with its tombstone, before the first record
+        assert view.get(b"1000AA") is None and view.get(b"9000AA") == "9000AA"
+        await produce(settings, "escalations.approved", [(b"3511AB", encoded("3511AB"))])
+        async with asyncio.timeout(20):
+            while view.get(b"3511AB") is None:
+                await asyncio.sleep(0.1)
+        assert await processor.ready()
+    finally:
+        stop.set()
+        await task
+    letters = [v for _, v in await read_all(settings, "pipeline.deadletter", expect=1) if v]
+    assert [(letter["source_key"], letter["reason"]) for letter in letters] == [("bad", "not_avro")]

@@ -4,12 +4,14 @@ E35 escalation requests, and detail under an approved escalation."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from dagmonitor import kafka_clients
 from dagmonitor.codec import ESCALATION, INCIDENT_EVENT, default_codec
 from dagmonitor.settings import DagmonitorSettings
 from services.classifier.app import Classifier
@@ -139,3 +141,71 @@ async def test_e35_threshold_asks_once_and_escalation_gives_detail(
     )
     requests = await _wait_latest(classifier, "approval.requests", lambda d: True)
     assert len([v for v in requests.values() if v]) == 1  # still one request for the postcode
+
+
+async def test_a_starting_classifier_holds_every_escalation_before_its_first_incident(
+    fresh_settings: DagmonitorSettings,
+) -> None:
+    """An escalation approved while the classifier was down: the view is rebuilt from the
+    compacted topic before any incident is handled, so the first one is already detailed; and
+    the internal E35 topic carries only what the window counts (ADR 0016)."""
+    codec = default_codec()
+    now = datetime.now(UTC)
+    settings = ClassifierSettings.load(
+        topic_prefix=fresh_settings.topic_prefix, team_districts="DC01", e35_threshold=3
+    )
+    approved = {**escalation("3511CC"), "valid_until": now + timedelta(days=28)}
+    await produce(
+        settings, "escalations.approved", [(b"3511CC", codec.encode(ESCALATION, approved))]
+    )
+    event = incident("PL0900-2026000650", mk_code="E35")  # a suspect, a victim, their phones
+    event["location"]["postcode"] = "3511 CC"
+    await produce(
+        settings, "ingest.incidents", [(b"PL0900-2026000650", codec.encode(INCIDENT_EVENT, event))]
+    )
+    app = Classifier(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(app.run(stop))
+    try:
+        (entry,) = [v for _, v in await read_all(settings, "dagmonitor.entries", expect=1)]
+        assert entry is not None
+        assert (entry["street"], entry["house_number"], entry["location_qualifier"]) == (
+            "Voorbeeldstraat",
+            12,
+            "ter hoogte van",
+        )
+        envelopes = await _read_raw(settings, app.e35_topic, expect=1)
+    finally:
+        stop.set()
+        await task
+    assert envelopes == [
+        (
+            b"3511CC",
+            {
+                "registration_number": "PL0900-2026000650",
+                "report": {
+                    "reported_at": int(event["reported_at"].timestamp() * 1000),
+                    "district_code": "DC01",
+                },
+            },
+        )
+    ]
+
+
+async def _read_raw(
+    settings: ClassifierSettings, physical: str, *, expect: int
+) -> list[tuple[bytes | None, Any]]:
+    """(key, JSON value) of an internal topic, from the beginning, once ``expect`` arrived."""
+    reader = kafka_clients.consumer(
+        settings, physical, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
+    await reader.start()
+    found: list[tuple[bytes | None, Any]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(found) < expect:
+                for records in (await reader.getmany(timeout_ms=500)).values():
+                    found += [(r.key, json.loads(r.value or b"null")) for r in records]
+    finally:
+        await reader.stop()
+    return found

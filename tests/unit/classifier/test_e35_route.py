@@ -1,7 +1,9 @@
-"""The classifier's E35 wiring without a broker (ADR 0013): what travels on the internal E35
-topic, police and municipal reports counted in one window per postcode area, and municipal
-reports only ever counted. A recording producer stands in for Kafka; the handlers and the
-batch are the real ones (the same on the broker: tests/integration/classifier)."""
+"""The classifier's E35 wiring without a broker (ADR 0013, ADR 0016): what travels on the
+internal E35 topic (only what the window counts), the E35 entry written by the incident route
+as the escalations view says, police and municipal reports counted in one window per postcode
+area, and municipal reports only ever counted. A recording producer stands in for Kafka; the
+handlers, the batch and the view are the real ones (the same on the broker:
+tests/integration/classifier)."""
 
 from __future__ import annotations
 
@@ -16,12 +18,19 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from dagmonitor.codec import INCIDENT_EVENT, MUNICIPAL_REPORT, default_codec
+from dagmonitor.codec import (
+    DAGMONITOR_ENTRY,
+    ESCALATION,
+    INCIDENT_EVENT,
+    MUNICIPAL_REPORT,
+    default_codec,
+)
 from dagmonitor.processor import Batch
 from services.classifier.app import Classifier
 from services.classifier.config import ClassifierSettings
 from services.classifier.escalation import Area, count
-from tests.samples import incident
+from services.classifier.policy import classify_incident
+from tests.samples import escalation, incident
 from tests.unit.ingest.samples import report
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -55,6 +64,8 @@ PERSONAL = (
     "1999-04-01",
 )
 """What the sample incident says about people, vehicles and in free text."""
+ADDRESS = ("Voorbeeldstraat", "bis", "Binnenstad", "Domplein", "BU03440101", "Utrecht")
+"""Where the sample incident happened, beyond its postcode and district code."""
 
 
 class RecordingProducer:
@@ -86,10 +97,20 @@ class Wired:
     def sent_to(self, topic: str) -> list[tuple[bytes, bytes | None]]:
         return [(key, value) for name, key, value in self.producer.sent if name == topic]
 
-    async def incident(self, event: dict[str, Any]) -> None:
+    async def incident(self, event: dict[str, Any], *, route_e35: bool = True) -> None:
         value = default_codec().encode(INCIDENT_EVENT, event)
         await self.app._on_incident(_record(event["registration_number"], value), self.batch)
+        if route_e35:
+            await self._route_e35()
+
+    async def withdraw(self, registration: str) -> None:
+        await self.app._on_incident(_record(registration, None), self.batch)
         await self._route_e35()
+
+    def escalate(self, area: str, *, until: datetime) -> None:
+        """An approved escalation as the view reads it from ``escalations.approved``."""
+        value = {**escalation(area), "valid_until": until}
+        self.app.escalations.apply(area.encode(), default_codec().encode(ESCALATION, value))
 
     async def municipal(self, report_id: str, record: dict[str, Any] | None) -> None:
         value = None if record is None else default_codec().encode(MUNICIPAL_REPORT, record)
@@ -113,6 +134,10 @@ def _record(key: str, value: bytes | None) -> ConsumerRecord[bytes, bytes]:
     )
 
 
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
 def _e35(registration: str, postcode: str = "3511 AB") -> dict[str, Any]:
     event = incident(registration, mk_code="E35")
     event["location"]["postcode"] = postcode
@@ -127,27 +152,149 @@ def _municipal(report_id: str, postcode: str = "3511AB", hours: int = 1) -> dict
 # --- what travels on the internal E35 topic -------------------------------------------------
 
 
-async def test_a_police_report_travels_with_its_entries_and_nothing_personal() -> None:
+async def test_a_police_report_travels_with_only_its_key_time_and_district() -> None:
     wired = Wired()
-    await wired.incident(_e35("PL0900-2026000700"))
+    await wired.incident(_e35("PL0900-2026000700"))  # suspect, victim, witness, phones, street
     ((key, value),) = wired.sent_to(wired.app.e35_topic)
     assert key == b"3511AB"
     assert value is not None
     envelope = json.loads(value)
     assert set(envelope) == {"registration_number", "report"}
-    assert set(envelope["report"]) == {"reported_at", "district_code", "entry", "detailed_entry"}
-    entries = [
-        default_codec().decode(base64.b64decode(envelope["report"][name])).record
-        for name in ("entry", "detailed_entry")
-    ]
-    for entry in entries:
-        assert entry["registration_number"] == "PL0900-2026000700"
-        assert not {"persons", "vehicles", "modus_operandi", "phone"} & set(entry)
-    assert entries[0]["house_number"] is None  # the detail goes out only under an escalation
-    assert entries[1]["location_qualifier"] == "ter hoogte van"
-    shown = value.decode() + json.dumps(entries, default=str)
-    for personal in PERSONAL:
-        assert personal not in shown
+    assert set(envelope["report"]) == {"reported_at", "district_code"}
+    assert envelope == {
+        "registration_number": "PL0900-2026000700",
+        "report": {"reported_at": _ms(incident()["reported_at"]), "district_code": "DC01"},
+    }
+    shown = value.decode()
+    for word in (*PERSONAL, *ADDRESS, "street", "house_number", "phone", "persons", "entry"):
+        assert word not in shown
+
+
+async def test_a_withdrawn_police_report_travels_with_only_its_key() -> None:
+    wired = Wired()
+    await wired.incident(_e35("PL0900-2026000706"))
+    await wired.withdraw("PL0900-2026000706")
+    assert json.loads(wired.sent_to(wired.app.e35_topic)[-1][1] or b"") == {
+        "registration_number": "PL0900-2026000706",
+        "report": None,
+    }
+    assert count(wired.window("3511AB")) == 0
+    # The entry's tombstone comes from the incident route, after the entry it retracts.
+    assert wired.sent_to("dagmonitor.entries")[-1] == (b"PL0900-2026000706", None)
+
+
+# --- the E35 entry, written by the incident route as the escalations view says -------------
+
+
+def _entries(wired: Wired) -> list[dict[str, Any]]:
+    return [default_codec().decode(v).record for _, v in wired.sent_to("dagmonitor.entries") if v]
+
+
+async def test_the_incident_route_writes_the_plain_entry_without_an_escalation() -> None:
+    wired = Wired()
+    await wired.incident(_e35("PL0900-2026000710"), route_e35=False)
+    (entry,) = _entries(wired)
+    assert (entry["street"], entry["house_number"], entry["location_qualifier"]) == (
+        None,
+        None,
+        None,
+    )
+    assert entry["postcode"] == "3511AB"
+
+
+async def test_the_incident_route_writes_the_detailed_entry_while_an_escalation_is_in_force() -> (
+    None
+):
+    wired = Wired()
+    wired.escalate("3511AB", until=NOW + timedelta(days=3))
+    await wired.incident(_e35("PL0900-2026000711"), route_e35=False)
+    (entry,) = _entries(wired)
+    assert (entry["street"], entry["house_number"], entry["location_qualifier"]) == (
+        "Voorbeeldstraat",
+        12,
+        "ter hoogte van",
+    )
+    await wired.incident(_e35("PL0900-2026000712", postcode="3511 CD"), route_e35=False)
+    assert _entries(wired)[-1]["house_number"] is None  # another area: plain
+
+
+@pytest.mark.parametrize(
+    ("until", "detailed"),
+    [
+        pytest.param(timedelta(hours=-1), False, id="expired before the record's time"),
+        pytest.param(timedelta(0), False, id="ends at the record's time"),
+        pytest.param(timedelta(hours=1), True, id="in force at the record's time"),
+    ],
+)
+async def test_in_force_means_at_the_records_time(until: timedelta, detailed: bool) -> None:
+    wired = Wired()
+    wired.escalate("3511AB", until=NOW + until)
+    await wired.incident(_e35("PL0900-2026000713"), route_e35=False)
+    assert (_entries(wired)[0]["house_number"] is not None) is detailed
+
+
+async def test_an_escalation_withdrawn_from_the_view_gives_plain_entries_again() -> None:
+    wired = Wired()
+    wired.escalate("3511AB", until=NOW + timedelta(days=3))
+    wired.app.escalations.apply(b"3511AB", None)  # the approval's tombstone (or retention's)
+    await wired.incident(_e35("PL0900-2026000714"), route_e35=False)
+    assert _entries(wired)[0]["house_number"] is None
+
+
+async def test_an_escalation_after_the_entry_re_emits_nothing() -> None:
+    wired = Wired()
+    await wired.incident(_e35("PL0900-2026000715"))
+    wired.escalate("3511AB", until=NOW + timedelta(days=3))
+    await wired.incident(_e35("PL0900-2026000716"))
+    first, second = _entries(wired)
+    assert (first["registration_number"], first["house_number"]) == ("PL0900-2026000715", None)
+    assert (second["registration_number"], second["house_number"]) == ("PL0900-2026000716", 12)
+
+
+async def test_under_pc4_the_escalation_of_the_four_digits_covers_every_postcode() -> None:
+    wired = Wired(escalation_area="pc4")
+    wired.escalate("3511", until=NOW + timedelta(days=3))
+    await wired.incident(_e35("PL0900-2026000717", postcode="3511 EF"), route_e35=False)
+    assert _entries(wired)[0]["location_qualifier"] == "ter hoogte van"
+
+
+async def test_the_e35_route_writes_no_entry() -> None:
+    wired = Wired()
+    wired.escalate("3511AB", until=NOW + timedelta(days=3))
+    for number in range(3):
+        await wired.incident(_e35(f"PL0900-202600072{number}"))
+    assert len(wired.sent_to("approval.requests")) == 1  # the threshold is still asked once
+    assert len(_entries(wired)) == 3  # one per incident, from the incident route
+
+
+async def test_an_envelope_from_before_adr_0016_still_gets_its_entry_out() -> None:
+    """Written by the previous version (its incident already committed): its entry goes out,
+    detailed as the view says, and the report is counted."""
+    wired = Wired()
+    wired.escalate("3511AB", until=NOW + timedelta(days=3))
+    event = _e35("PL0900-2026000730")
+    plain, detailed = (
+        base64.b64encode(
+            default_codec().encode(
+                DAGMONITOR_ENTRY,
+                classify_incident(
+                    event, wired.app.policy, wired.app.annex, now=NOW, escalation_until=until
+                )
+                .outputs[0]
+                .value,
+            )
+        ).decode()
+        for until in (None, NOW + timedelta(days=3))
+    )
+    report = {"reported_at": _ms(NOW), "district_code": "DC01"}
+    envelope = {
+        "registration_number": "PL0900-2026000730",
+        "report": {**report, "entry": plain, "detailed_entry": detailed},
+    }
+    await wired.app._on_e35(_record("3511AB", json.dumps(envelope).encode()), wired.batch)
+    (entry,) = _entries(wired)
+    assert (entry["registration_number"], entry["house_number"]) == ("PL0900-2026000730", 12)
+    assert count(wired.window("3511AB")) == 1
 
 
 async def test_a_municipal_report_travels_with_only_its_key_and_time() -> None:

@@ -47,7 +47,6 @@ def test_internal_topics_are_declared_too() -> None:
             "notice-outputs",
             "municipal-reports",
             "e35-windows",
-            "escalations",
         ),
     }
     expected = {
