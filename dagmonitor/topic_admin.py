@@ -8,6 +8,7 @@ Partitions are never removed: Kafka cannot, and a lower table value is reported 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -103,6 +104,30 @@ async def _create(
         # A concurrent `apply` may have created it between our listing and our request.
         if code not in (0, _TOPIC_ALREADY_EXISTS):
             raise TopicError(f"creating topic {topic} failed (error {code}): {message}")
+    await _until_visible(admin, {spec.physical_name(prefix): spec.partitions for spec in specs})
+
+
+async def _until_visible(
+    admin: AIOKafkaAdminClient, partitions: dict[str, int], timeout: float = 30.0
+) -> None:
+    """Return once every created topic shows all its partitions, each with a leader.
+
+    CreateTopics answers before the new metadata has reached every broker listener; a client
+    that starts right after (a service, a test) would meet "topic not found in cluster
+    metadata" or a partial partition list. ``apply`` returns when the topics are usable.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    waiting = dict(partitions)
+    while waiting:
+        for entry in await admin.describe_topics(list(waiting)):
+            ready = [p for p in entry.get("partitions", ()) if p.get("leader", -1) >= 0]
+            if entry.get("error_code", 0) == 0 and len(ready) >= waiting.get(entry["topic"], 0):
+                waiting.pop(entry["topic"], None)
+        if not waiting:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TopicError(f"created topics not visible after {timeout:.0f} s: {sorted(waiting)}")
+        await asyncio.sleep(0.1)
 
 
 async def _reconcile(

@@ -12,7 +12,7 @@ from dagmonitor import kafka_clients
 from dagmonitor.codec import default_codec
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.topic_admin import Action, apply_topics
-from dagmonitor.topics import INTERNAL_TOPICS, TOPICS, TopicSpec
+from dagmonitor.topics import INTERNAL_TOPICS, TOPICS, Cleanup, TopicSpec, get
 from tests.samples import incident
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,7 @@ async def test_apply_is_idempotent(kafka_settings: DagmonitorSettings) -> None:
 
 async def test_apply_repairs_drift_and_grows_partitions(stack: DagmonitorSettings) -> None:
     prefix = f"drift-{uuid.uuid4().hex[:8]}."
-    spec = TopicSpec("probe", "k", "nl.dagmonitor.Escalation", 2, TOPICS[5].cleanup, 366)
+    spec = TopicSpec("probe", "k", "nl.dagmonitor.Escalation", 2, Cleanup.COMPACT_DELETE, 366)
     (created,) = await apply_topics(stack, prefix=prefix, specs=[spec])
     assert created.action is Action.CREATED
 
@@ -93,7 +93,8 @@ async def test_record_and_tombstone_round_trip_through_kafka(
     await producer.start()
     try:
         key = record["registration_number"].encode()
-        await producer.send_and_wait(topic, codec.encode(TOPICS[2].schema, record), key=key)
+        value = codec.encode(get("ingest.incidents").schema, record)
+        await producer.send_and_wait(topic, value, key=key)
         await producer.send_and_wait(topic, None, key=key)
     finally:
         await producer.stop()

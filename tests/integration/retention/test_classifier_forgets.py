@@ -1,6 +1,7 @@
 """The classifier's copy of a provided record: an approved escalation (postcode -> valid until)
-in its faust table. When the sweep tombstones an escalation, the classifier forgets it: E35
-reports in that postcode lose their house-number detail, while a younger escalation keeps it.
+in its replicated view of ``escalations.approved`` (ADR 0016). When the sweep tombstones an
+escalation, the classifier forgets it: E35 reports in that postcode lose their house-number
+detail, while a younger escalation keeps it.
 (Its other tables hold output keys for retraction, not provided data: docs/adr/0007.)"""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from dagmonitor.codec import DAGMONITOR_ENTRY, default_codec
+from dagmonitor.processor import ReplicatedView
 from dagmonitor.settings import DagmonitorSettings
 from services.classifier.app import Classifier
 from services.classifier.config import ClassifierSettings
@@ -76,10 +78,10 @@ async def test_a_swept_escalation_is_forgotten_by_the_classifier(
         asyncio.create_task(retention.run(stop)),  # consumer, and the segment rolls
         asyncio.create_task(classifier.run(stop)),
     ]
-    escalations = classifier.processor.handled
+    view = classifier.escalations
     try:
         await eventually(classifier.ready, timeout=60)
-        await eventually(lambda: _at_least(escalations, "escalations.approved", 2))
+        await eventually(lambda: _holds(view, {old_pc, young_pc}))
 
         async def indexed() -> bool:
             return len(await index_rows(settings)) == 2
@@ -87,9 +89,9 @@ async def test_a_swept_escalation_is_forgotten_by_the_classifier(
         await eventually(indexed)
         result = await retention.sweeper.sweep(t0 + timedelta(days=365))
         assert result.expired == {"escalations.approved": 1}
-        # The tombstone, then a segment-roll marker on each of the topic's three partitions:
-        # the classifier takes those in its stride too.
-        await eventually(lambda: _at_least(escalations, "escalations.approved", 3 + 3))
+        # The tombstone (then a segment-roll marker on each of the topic's partitions, which
+        # the view takes in its stride): the swept escalation is gone from the view.
+        await eventually(lambda: _holds(view, {young_pc}))
 
         codec = default_codec()
         reg_old, reg_young = f"PL0900-2026{n}01", f"PL0900-2026{n}02"
@@ -122,5 +124,7 @@ async def test_a_swept_escalation_is_forgotten_by_the_classifier(
         await retention.stop()
 
 
-async def _at_least(completed: dict[str, int], source: str, count: int) -> bool:
-    return completed.get(source, 0) >= count
+async def _holds(view: ReplicatedView, postcodes: set[str]) -> bool:
+    return {p for p in postcodes if view.get(p.encode()) is not None} == postcodes and len(
+        view
+    ) == len(postcodes)
