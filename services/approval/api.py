@@ -163,15 +163,7 @@ class BadRequest(Exception):
 
 def parse_decision(raw: bytes) -> tuple[Action, str | None]:
     """The action and reason of a decision body; raises BadRequest naming the problem."""
-    try:
-        body = parse_document(raw)
-    except InputError as exc:
-        raise BadRequest(f"the body is {exc.problem}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    unknown = sorted(set(body) - _BODY_FIELDS)
-    if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(repr(u[:40]) for u in unknown[:5])}")
+    body = _object(raw, _BODY_FIELDS)
     if "decision" not in body:
         raise BadRequest("field 'decision' is required")
     decision = body["decision"]
