@@ -34,6 +34,7 @@ from dagmonitor.gates import GateCategory
 from dagmonitor.jsonio import InputError, parse_document
 from dagmonitor.streaming import TRANSIENT_ERRORS
 from dagmonitor.telemetry import get_logger
+from dagmonitor.validation import InvalidRecord, check_text
 from services.approval import consent
 from services.approval.access import Principal
 from services.approval.auth import TokenVerifier
@@ -187,6 +188,11 @@ def _object(raw: bytes, allowed: frozenset[str]) -> dict[str, Any]:
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(repr(u[:40]) for u in unknown[:5])}")
+    try:
+        # PostgreSQL text holds no NUL, and a reason is read back in the audit log and mails.
+        check_text(body)
+    except InvalidRecord as exc:
+        raise BadRequest(f"field {exc.detail}") from None
     return body
 
 

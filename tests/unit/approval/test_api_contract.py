@@ -83,6 +83,9 @@ def test_good_bodies(body: bytes, expected: tuple[Action, str | None]) -> None:
         (b'{"decision": "approve", "reason": 5}', "'reason' must be a string"),
         (b'{"decision": "approve", "reason": "' + b"x" * 2001 + b'"}', "longer than 2000"),
         (b'{"decision": "approve", "by": "someone"}', "unknown field(s): 'by'"),
+        # PostgreSQL text cannot hold NUL: once a 500 from the fuzz test
+        (b'{"decision": "reject", "reason": "q\\u0000x"}', "reason: holds a control character"),
+        (b'{"decision": "reject", "reason": "\\u001b[31m"}', "reason: holds a control character"),
     ],
 )
 def test_bad_bodies_get_a_precise_message(body: bytes, message: str) -> None:
