@@ -14,9 +14,15 @@ without the header counts as a withdrawal: when in doubt, recipients are told to
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from enum import StrEnum
 
 HEADER = "dagmonitor-deletion"
+
+MAX_RETENTION = timedelta(days=365)
+"""The covenant's maximum: "met een maximum van 1 jaar na verstrekking". Per category the
+retention service's table of periods may be shorter, never longer; every service's own
+backstop deletes what is older than this by its own clock."""
 
 
 class Deletion(StrEnum):

@@ -8,9 +8,11 @@ which approver, and on what conditions, from the table ``PERSON_ROLES``; which o
 go, per category, from the covenant's field sets (``field_sets.csv``, ``FIELD_SETS``).
 
 Keys are deterministic: entries by registration number, vehicle signals by registration number
-and plate, approval requests by a keyed hash (HMAC-SHA-256 with the deployment's id key) of
-the category, the source key and the person — so an id says nothing about the person to someone
-without the key, and the same person in a new version of a registration keeps its request.
+and ``plate_ref`` (16 hex digits of an HMAC-SHA-256 of the plate with the deployment's id key:
+no plate in any key, so none in the provision register, the retention index or its events),
+approval requests by a keyed hash of the category, the source key and the person — so an id
+says nothing about the person to someone without the key, and the same person in a new version
+of a registration keeps its request.
 """
 
 from __future__ import annotations
@@ -134,6 +136,12 @@ def normalise_plate(plate: str) -> str:
     return re.sub(r"\s+", "", plate).upper()
 
 
+def plate_ref(config: PolicyConfig, plate: str) -> str:
+    """The pseudonym of a (normalised) plate on keys: 16 hex digits of HMAC-SHA-256."""
+    message = "\x1f".join(("plate", plate)).encode("utf-8")
+    return hmac.new(config.id_key, message, hashlib.sha256).hexdigest()[:16]
+
+
 def request_id(config: PolicyConfig, category: str, source_key: str, subject: str) -> str:
     """Deterministic, pseudonymous id of an approval request."""
     message = "\x1f".join((category, source_key, subject)).encode("utf-8")
@@ -179,7 +187,7 @@ def classify_incident(
             _entry(event, row.description, code, postcode, detailed, qualifier),
         )
     ]
-    outputs += _vehicle_signals(event)
+    outputs += _vehicle_signals(event, config)
     outputs += _person_requests(event, config, code, row, postcode, now)
     e35 = postcode if row.house_number_level is HouseNumberLevel.ON_ESCALATION else None
     return Decision(True, tuple(outputs), e35_postcode=e35)
@@ -217,7 +225,7 @@ def _entry(
     }
 
 
-def _vehicle_signals(event: Mapping[str, Any]) -> list[Output]:
+def _vehicle_signals(event: Mapping[str, Any], config: PolicyConfig) -> list[Output]:
     """Rule 6: stolen cars, vans, mopeds and scooters; plate and kind, no owner data."""
     location = event["location"]
     signals: dict[str, Output] = {}
@@ -227,7 +235,7 @@ def _vehicle_signals(event: Mapping[str, Any]) -> list[Output]:
         plate = normalise_plate(vehicle["plate"])
         if not plate:
             continue
-        key = f"{event['registration_number']}:{plate}"
+        key = f"{event['registration_number']}:{plate_ref(config, plate)}"
         signals[key] = Output(
             VEHICLES,
             key,

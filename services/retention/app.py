@@ -25,7 +25,7 @@ from dagmonitor.streaming import TRANSIENT_ERRORS, Incoming, RecordConsumer, new
 from dagmonitor.telemetry import ReadinessCheck, get_logger
 from services.retention.config import RetentionSettings
 from services.retention.indexer import KEYS_ONLY, Indexer
-from services.retention.metrics import OLDEST_PROVIDED_AGE
+from services.retention.metrics import OLDEST_PROVIDED_AGE, OVERDUE
 from services.retention.policy import PROVIDED_TOPICS, is_expired
 from services.retention.publisher import Publisher
 from services.retention.store import Store
@@ -187,8 +187,8 @@ class RetentionApp(ServiceParts):
         if last is None or last < scheduled:
             await self.sweeper.sweep(now, trigger="schedule")
             return "schedule"
-        oldest = await self.store.oldest_provided()
-        if oldest is not None and is_expired(oldest, now):
+        first = await self.store.next_expiry()
+        if first is not None and is_expired(first, now):
             await self.sweeper.sweep(now, trigger="due")
             return "due"
         return None
@@ -205,9 +205,13 @@ class RetentionApp(ServiceParts):
 
     async def refresh_gauges(self) -> None:
         assert self.store is not None
+        now = self.clock()
         oldest = await self.store.oldest_provided()
-        age = (self.clock() - oldest).total_seconds() if oldest is not None else 0.0
+        age = (now - oldest).total_seconds() if oldest is not None else 0.0
         OLDEST_PROVIDED_AGE.set(max(0.0, age))
+        first = await self.store.next_expiry()
+        overdue = (now - first).total_seconds() if first is not None else 0.0
+        OVERDUE.set(max(0.0, overdue))
 
     async def stop(self) -> None:
         if self.consumer is not None:

@@ -62,7 +62,7 @@ def sweep(dry_run: bool, now_text: str | None) -> None:
         result = asyncio.run(_sweep(settings, now))
     per_topic = ", ".join(f"{topic} {n}" for topic, n in sorted(result.expired.items()))
     click.echo(
-        f"swept {result.total} record(s) provided before {result.cutoff.isoformat()}"
+        f"swept {result.total} record(s) expired before {result.now.isoformat()}"
         + (f": {per_topic}" if per_topic else "")
     )
 
@@ -72,11 +72,9 @@ async def _dry_run(settings: RetentionSettings, now: datetime | None, echo: Echo
 
     from dagmonitor.clock import utc_now
     from dagmonitor.db import create_pool
-    from services.retention import policy
     from services.retention.store import Store, schema_exists
 
     now = now or utc_now()
-    cutoff = policy.cutoff(now)
     url = settings.database_url.get_secret_value()
     conn = await asyncpg.connect(url)
     try:
@@ -87,13 +85,16 @@ async def _dry_run(settings: RetentionSettings, now: datetime | None, echo: Echo
     if exists:
         pool = await create_pool(url, schema=settings.db_schema, min_size=1, max_size=1)
         try:
-            async for record in Store(pool).expired(cutoff):
-                echo(f"{record.topic}\t{record.key}\t{record.provided_at.isoformat()}")
+            async for record in Store(pool).expired(now):
+                echo(
+                    f"{record.topic}\t{record.key}\t{record.provided_at.isoformat()}"
+                    f"\t{record.expires_at.isoformat()}"
+                )
                 count += 1
         finally:
             await pool.close()
     echo(
-        f"dry run: {count} record(s) provided before {cutoff.isoformat()} would be deleted; "
+        f"dry run: {count} record(s) expired before {now.isoformat()} would be deleted; "
         "nothing was changed",
         err=True,
     )

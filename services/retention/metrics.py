@@ -42,7 +42,12 @@ SEGMENT_ROLLS = Counter(
 OLDEST_PROVIDED_AGE = Gauge(
     "dagmonitor_retention_oldest_provided_age_seconds",
     "Age of the oldest record in the index of provided records (0 when the index is empty); "
-    "alert above 31536000 (365 days).",
+    "at most 365 days, the longest period.",
+)
+OVERDUE = Gauge(
+    "dagmonitor_retention_overdue_seconds",
+    "How long ago the first indexed record expired (0 when none has): above a few sweep "
+    "ticks, a record is kept past its retention period; alert.",
 )
 LAST_SWEEP = Gauge(
     "dagmonitor_retention_last_sweep_timestamp_seconds",

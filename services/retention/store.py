@@ -16,6 +16,10 @@ import asyncpg
 from services.retention.policy import Provided
 
 
+def _provided(row: asyncpg.Record) -> Provided:
+    return Provided(row["topic"], row["key"], row["provided_at"], row["expires_at"])
+
+
 class Store:
     """Queries of the retention service, over one asyncpg pool."""
 
@@ -27,20 +31,25 @@ class Store:
 
     # -- the index ---------------------------------------------------------------------------
 
-    async def index(self, topic: str, key: str, provided_at: datetime) -> bool:
+    async def index(self, record: Provided) -> bool:
         """Record a value under (topic, key); True when the key was not indexed yet.
 
-        An indexed key keeps its earliest provision time: a newer value does not extend it,
-        and a redelivered older record (replay) moves it back to the first provision.
+        An indexed key keeps its earliest provision time and its earliest expiry: a newer value
+        does not extend either (a shorter valid_until in it shortens the expiry), and a
+        redelivered older record (replay) moves them back to the first provision.
         """
         inserted = await self.pool.fetchval(
-            "INSERT INTO provided (topic, key, provided_at) VALUES ($1, $2, $3) "
-            "ON CONFLICT (topic, key) DO UPDATE SET provided_at = EXCLUDED.provided_at "
+            "INSERT INTO provided (topic, key, provided_at, expires_at) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (topic, key) DO UPDATE SET "
+            "provided_at = least(provided.provided_at, EXCLUDED.provided_at), "
+            "expires_at = least(provided.expires_at, EXCLUDED.expires_at) "
             "WHERE EXCLUDED.provided_at < provided.provided_at "
+            "OR EXCLUDED.expires_at < provided.expires_at "
             "RETURNING xmax = 0",
-            topic,
-            key,
-            provided_at,
+            record.topic,
+            record.key,
+            record.provided_at,
+            record.expires_at,
         )
         return bool(inserted)
 
@@ -61,12 +70,12 @@ class Store:
         return status.endswith(" 1")
 
     @asynccontextmanager
-    async def expired_batch(self, cutoff: datetime, limit: int) -> AsyncIterator[list[Provided]]:
-        """Delete the oldest ``limit`` rows provided before ``cutoff`` that no one else holds,
+    async def expired_batch(self, now: datetime, limit: int) -> AsyncIterator[list[Provided]]:
+        """Delete the ``limit`` rows that expired first before ``now`` and no one else holds,
         in a transaction that commits when the ``async with`` ends without an exception and
         rolls back (the rows are back) when it raises.
 
-        An index scan on ``provided_at`` that stops after ``limit`` rows, then a TID scan for
+        An index scan on ``expires_at`` that stops after ``limit`` rows, then a TID scan for
         exactly those rows: the cost follows the expired rows, not the size of the index.
         ``SKIP LOCKED`` lets two sweeps (replicas, or the command beside the service) share the
         work instead of doubling it; until the commit, the rows stay locked.
@@ -74,25 +83,31 @@ class Store:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "DELETE FROM provided WHERE ctid = ANY(ARRAY("
-                "SELECT ctid FROM provided WHERE provided_at < $1 "
-                "ORDER BY provided_at LIMIT $2 FOR UPDATE SKIP LOCKED"
-                ")) RETURNING topic, key, provided_at",
-                cutoff,
+                "SELECT ctid FROM provided WHERE expires_at < $1 "
+                "ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+                ")) RETURNING topic, key, provided_at, expires_at",
+                now,
                 limit,
             )
-            yield [Provided(r["topic"], r["key"], r["provided_at"]) for r in rows]
+            yield [_provided(r) for r in rows]
 
-    async def expired(self, cutoff: datetime, chunk: int = 1000) -> AsyncIterator[Provided]:
-        """Every row provided before ``cutoff``, oldest first, read in a snapshot (dry run)."""
+    async def expired(self, now: datetime, chunk: int = 1000) -> AsyncIterator[Provided]:
+        """Every row expired before ``now``, first expired first, read in a snapshot (dry
+        run)."""
         async with self.pool.acquire() as conn, conn.transaction(readonly=True):
             cursor = conn.cursor(
-                "SELECT topic, key, provided_at FROM provided WHERE provided_at < $1 "
-                "ORDER BY provided_at, topic, key",
-                cutoff,
+                "SELECT topic, key, provided_at, expires_at FROM provided WHERE expires_at < $1 "
+                "ORDER BY expires_at, topic, key",
+                now,
                 prefetch=chunk,
             )
             async for r in cursor:
-                yield Provided(r["topic"], r["key"], r["provided_at"])
+                yield _provided(r)
+
+    async def next_expiry(self) -> datetime | None:
+        """When the first indexed record expires (None: the index is empty)."""
+        value = await self.pool.fetchval("SELECT min(expires_at) FROM provided")
+        return value if isinstance(value, datetime) else None
 
     async def oldest_provided(self) -> datetime | None:
         """When the oldest indexed record was provided (None: the index is empty)."""

@@ -1,6 +1,8 @@
-"""The sweep: every record provided more than 365 days before "now" is deleted everywhere.
+"""The sweep: every record whose retention period has ended by "now" is deleted everywhere.
 
-Per batch of the oldest expired index rows, in one PostgreSQL transaction:
+Per batch of the first expired index rows (``policy.expires_at``: its topic's period, at most
+365 days, less the deletion lead; or sooner, by the record's own end date), in one PostgreSQL
+transaction:
 
 1. the rows are deleted (``DELETE ... RETURNING``; others see them, locked, until the commit);
 2. a ``RetentionEvent`` per record on ``retention.events`` (``deleted_at``: the wall-clock time
@@ -28,7 +30,6 @@ from datetime import datetime
 
 from dagmonitor.clock import Checkpoint, Clock, no_checkpoint, utc_now
 from dagmonitor.telemetry import get_logger
-from services.retention import policy
 from services.retention.metrics import LAST_SWEEP, RECORDS_EXPIRED, SWEEP_SECONDS
 from services.retention.policy import Provided
 from services.retention.publisher import Publisher
@@ -70,12 +71,12 @@ class Sweeper:
         self._wall_clock = wall_clock
 
     async def sweep(self, now: datetime, *, trigger: str = "command") -> SweepResult:
-        """Delete every record provided before ``now`` - 365 days; returns the counts.
+        """Delete every record expired before ``now``; returns the counts.
 
         ``trigger`` is "schedule" (the daily run), "due" (an expiry seen between daily runs) or
         "command" (on demand); each sweep is logged in the ``sweeps`` table with its "now".
         """
-        cutoff = policy.cutoff(now)
+        cutoff = now
         started = time.perf_counter()
         sweep_id = await self._store.start_sweep(trigger, now, cutoff, self._wall_clock())
         expired: Counter[str] = Counter()
@@ -109,4 +110,4 @@ class Sweeper:
 
     def pending(self, now: datetime) -> AsyncIterator[Provided]:
         """What a sweep at ``now`` would delete, oldest first (the dry run): reads only."""
-        return self._store.expired(policy.cutoff(now))
+        return self._store.expired(now)

@@ -29,6 +29,7 @@ from dagmonitor.streaming import RecordConsumer
 from dagmonitor.topic_admin import apply_topics
 from services.retention.app import apply_migrations
 from services.retention.config import RetentionSettings
+from services.retention.policy import expires_at
 
 # The broker's cleaner compacts a closed segment within seconds with these; tombstones stay a
 # minute, so that every consumer of the test sees them before they go too.
@@ -232,12 +233,16 @@ async def index_rows(settings: RetentionSettings) -> dict[tuple[str, str], datet
 async def seed_index(
     settings: RetentionSettings, rows: Iterable[tuple[str, str, datetime]]
 ) -> None:
-    """Migrate the schema and COPY ``rows`` (topic, key, provided_at) into the index."""
+    """Migrate the schema and COPY ``rows`` (topic, key, provided_at) into the index, each
+    expiring when its topic's period (less the deletion lead) is over."""
     await apply_migrations(settings)
     conn = await asyncpg.connect(settings.database_url.get_secret_value())
     try:
         await conn.copy_records_to_table(
-            "provided", schema_name=settings.db_schema, records=list(rows)
+            "provided",
+            schema_name=settings.db_schema,
+            columns=["topic", "key", "provided_at", "expires_at"],
+            records=[(t, k, at, expires_at(t, at, None)) for t, k, at in rows],
         )
     finally:
         await conn.close()

@@ -19,6 +19,7 @@ from dagmonitor.processor import ReplicatedView
 from dagmonitor.settings import DagmonitorSettings
 from services.classifier.app import Classifier
 from services.classifier.config import ClassifierSettings
+from services.retention import policy
 from services.retention.app import RetentionApp
 from tests.integration.retention.conftest import (
     Record,
@@ -48,7 +49,8 @@ async def test_a_swept_escalation_is_forgotten_by_the_classifier(
     n = uuid.uuid4().int % 9000 + 1000
     old_pc, young_pc = f"{n}AA", f"{n}BB"
     t0 = now_ms() - timedelta(days=10)
-    valid = {"valid_until": datetime.now(UTC) + timedelta(days=28)}
+    # in force past the sweep's "now": the period, not the end date, decides here
+    valid = {"valid_until": datetime.now(UTC) + timedelta(days=400)}
     await produce(
         prefixed,
         [
@@ -87,7 +89,7 @@ async def test_a_swept_escalation_is_forgotten_by_the_classifier(
             return len(await index_rows(settings)) == 2
 
         await eventually(indexed)
-        result = await retention.sweeper.sweep(t0 + timedelta(days=365))
+        result = await retention.sweeper.sweep(t0 + policy.MAX_PERIOD - policy.DELETION_LEAD)
         assert result.expired == {"escalations.approved": 1}
         # The tombstone (then a segment-roll marker on each of the topic's partitions, which
         # the view takes in its stride): the swept escalation is gone from the view.

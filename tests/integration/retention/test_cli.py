@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from click.testing import CliRunner, Result
 
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor_cli.cli import cli
+from services.retention import policy
 from services.retention.config import RetentionSettings
 from tests.integration.retention.conftest import (
     index_rows,
@@ -47,18 +48,22 @@ async def test_dry_run_lists_what_would_go_and_now_moves_the_cutoff(
         ("dagmonitor.entries", f"PL0900-{tag}1", t0 - timedelta(days=2)),
         ("vehicles.signals", f"PL0900-{tag}2:XX-001-Q", t0 - timedelta(days=1)),
         ("persons.approved", f"req-{tag}-3", t0),
-        ("approval.requests", f"req-{tag}-4", t0 + timedelta(days=1)),
+        ("escalations.approved", f"35{tag[:2]}ZZ", t0 + timedelta(days=1)),
     ]
     await seed_index(settings, seeded)
-    now = t0 + timedelta(days=365)
+    lasts = policy.MAX_PERIOD - policy.DELETION_LEAD  # every seeded topic's period is a year
+    now = t0 + lasts
+
+    def line(topic: str, key: str, at: datetime) -> str:
+        return f"{topic}\t{key}\t{at.isoformat()}\t{(at + lasts).isoformat()}"
 
     result = await _run(settings, "--dry-run", "--now", now.isoformat())
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        f"dagmonitor.entries\tPL0900-{tag}1\t{(t0 - timedelta(days=2)).isoformat()}",
-        f"vehicles.signals\tPL0900-{tag}2:XX-001-Q\t{(t0 - timedelta(days=1)).isoformat()}",
+        line("dagmonitor.entries", f"PL0900-{tag}1", t0 - timedelta(days=2)),
+        line("vehicles.signals", f"PL0900-{tag}2:XX-001-Q", t0 - timedelta(days=1)),
     ]
-    assert f"dry run: 2 record(s) provided before {t0.isoformat()}" in result.stderr
+    assert f"dry run: 2 record(s) expired before {now.isoformat()}" in result.stderr
     # A day later the record provided at t0 is due too; still nothing is changed.
     later = (now + timedelta(days=1)).isoformat().replace("+00:00", "Z")
     result = await _run(settings, "--dry-run", "--now", later)
@@ -74,7 +79,7 @@ async def test_dry_run_lists_what_would_go_and_now_moves_the_cutoff(
     result = await _run(settings, "--now", now.isoformat())
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == (
-        f"swept 2 record(s) provided before {t0.isoformat()}: "
+        f"swept 2 record(s) expired before {now.isoformat()}: "
         "dagmonitor.entries 1, vehicles.signals 1"
     )
     assert set(await index_rows(settings)) == {(t, k) for t, k, _ in seeded[2:]}

@@ -13,6 +13,7 @@ import pytest
 
 from dagmonitor.codec import RETENTION_EVENT, default_codec
 from dagmonitor.settings import DagmonitorSettings
+from services.retention import policy
 from services.retention.app import open_sweeper
 from services.retention.config import RetentionSettings
 from services.retention.policy import PROVIDED_TOPICS
@@ -44,6 +45,11 @@ def crash_at(stage: str, batch: int) -> Callable[[str], None]:
     return checkpoint
 
 
+def _lasts(topic: str) -> timedelta:
+    """How long after provision a record of ``topic`` expires (no end date in the seed)."""
+    return PROVIDED_TOPICS[topic] - policy.DELETION_LEAD
+
+
 def rows(tag: str, now: datetime) -> tuple[list[tuple[str, str, datetime]], set[tuple[str, str]]]:
     """23 expired rows spread over the topics and days, and 4 young ones; returns (rows,
     expired keys)."""
@@ -51,11 +57,11 @@ def rows(tag: str, now: datetime) -> tuple[list[tuple[str, str, datetime]], set[
     for i in range(23):
         topic = sorted(PROVIDED_TOPICS)[i % len(PROVIDED_TOPICS)]
         key = f"{tag}-old-{i}"
-        out.append((topic, key, now - timedelta(days=365, hours=i + 1)))
+        out.append((topic, key, now - _lasts(topic) - timedelta(hours=i + 1)))
         expired.add((topic, key))
     for i in range(4):
         topic = sorted(PROVIDED_TOPICS)[i]
-        out.append((topic, f"{tag}-young-{i}", now - timedelta(days=365) + timedelta(hours=i)))
+        out.append((topic, f"{tag}-young-{i}", now - _lasts(topic) + timedelta(hours=i)))
     return out, expired
 
 

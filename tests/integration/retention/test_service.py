@@ -20,6 +20,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from dagmonitor.settings import REPO_ROOT, DagmonitorSettings
+from services.retention import policy
 from services.retention.app import RetentionApp
 from services.retention.config import RetentionSettings
 from tests.integration.retention.conftest import (
@@ -83,7 +84,7 @@ async def test_daily_sweep_at_its_local_time_and_at_once_when_a_record_expires(
         retention_sweep_time=time(3, 0),
         retention_timezone="Europe/Amsterdam",
     )
-    year = timedelta(days=365)
+    year = policy.MAX_PERIOD - policy.DELETION_LEAD  # both seeded topics keep a year
     await seed_index(
         settings,
         [
@@ -107,18 +108,20 @@ async def test_daily_sweep_at_its_local_time_and_at_once_when_a_record_expires(
         await eventually(lambda: _has_sweeps(settings, ["schedule", "schedule"]))
         assert clock.now - start == timedelta(seconds=15)  # 01:59:50 CET to 03:00:05 CEST
 
-        # The vehicle signal turns 365 days and 1 ms old between daily runs: swept at once.
+        # The vehicle signal's period ends (1 ms past its expiry) between daily runs: swept at
+        # once.
         clock.now = start + timedelta(minutes=5)
         await asyncio.sleep(1)
-        assert len(await index_rows(settings)) == 2  # exactly 365 days: it stays
+        assert len(await index_rows(settings)) == 2  # exactly at its expiry: it stays
         clock.now = start + timedelta(minutes=5, milliseconds=1)
         await eventually(lambda: _has_sweeps(settings, ["schedule", "schedule", "due"]))
         assert set(await index_rows(settings)) == {("dagmonitor.entries", "PL0900-2026990003")}
 
-        # The gauge an alert compares with 365 days: the oldest record left is 300 days old.
+        # The gauges: the oldest record left is 300 days old, and nothing is overdue.
         await asyncio.sleep(3 * settings.retention_tick_seconds)
         age = REGISTRY.get_sample_value("dagmonitor_retention_oldest_provided_age_seconds")
         assert age == pytest.approx(timedelta(days=300, minutes=5).total_seconds(), abs=1)
+        assert REGISTRY.get_sample_value("dagmonitor_retention_overdue_seconds") == 0
 
         # The sweep's tombstones came back through the consumer; their segment rolls followed.
         await eventually(lambda: _no_owed_rolls(settings), timeout=20)

@@ -1,10 +1,12 @@
 """The sweep on the real stack, with the services that keep copies running beside it.
 
-Records on all six provided topics, 366 days, 365 days and 1 ms, exactly 365 days and 364 days
-before the sweep's "now". Exactly the first two ages go: from the index, from every topic
-(tombstone, and after compaction no value left at all), from approval's requests and their
-personal data, from the distributor's entries, notices and unsent mails; each with a
-``RetentionEvent``. Everything younger is untouched.
+Records on all six provided topics, provided a day, a millisecond, nothing and minus a day before
+``t0``; the sweep runs at ``t0`` + 363 days, when the year-long topics' records (365 days less
+the two-day deletion lead) of the first two ages have expired and the other two not, and every
+record of the shorter periods (requests 30 days, victims 90) has. Exactly those go: from the
+index, from every topic (tombstone, and after compaction no value left at all), from approval's
+requests and their personal data, from the distributor's entries, notices and unsent mails;
+each with a ``RetentionEvent``. Everything else is untouched.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from services.approval.config import ApprovalSettings
 from services.approval.domain import Category
 from services.distributor.app import Distributor
 from services.distributor.config import DistributorSettings
+from services.retention import policy
 from services.retention.app import RetentionApp
 from services.retention.policy import PROVIDED_TOPICS
 from tests.consents import record_consents
@@ -47,20 +50,27 @@ from tests.unit.distributor.samples import approved_person, approved_victim, ent
 
 pytestmark = pytest.mark.integration
 
-YEAR = timedelta(days=365)
-EXPIRED = ("366d", "365d+1ms")
+YEAR = policy.MAX_PERIOD - policy.DELETION_LEAD
+EXPIRED = ("1d-over", "1ms-over")
 NOTICE_TOPICS = ("persons.approved", "victims.approved", "vehicles.signals")
-KEPT = ("365d", "364d")
+KEPT = ("exactly", "1d-to-go")
 
 
 def ages(t0: datetime) -> dict[str, datetime]:
-    """Provision instants, named by their age at the sweep's now = t0 + 365 days."""
+    """Provision instants, named by where they stand to a year-long period at the sweep's
+    now = t0 + 365 days - the deletion lead."""
     return {
-        "366d": t0 - timedelta(days=1),
-        "365d+1ms": t0 - timedelta(milliseconds=1),
-        "365d": t0,
-        "364d": t0 + timedelta(days=1),
+        "1d-over": t0 - timedelta(days=1),
+        "1ms-over": t0 - timedelta(milliseconds=1),
+        "exactly": t0,
+        "1d-to-go": t0 + timedelta(days=1),
     }
+
+
+def expired(record: Record, now: datetime) -> bool:
+    """What the table of periods says of a record at the sweep's "now"."""
+    value = record.value if isinstance(record.value, dict) else None
+    return policy.is_expired(policy.expires_at(record.topic, record.at, value), now)
 
 
 def records_for(tag: str, n: int, label: str, at: datetime) -> list[Record]:
@@ -92,7 +102,12 @@ def records_for(tag: str, n: int, label: str, at: datetime) -> list[Record]:
         ),
         Record("persons.approved", f"p-{tag}-{label}", approved_person(f"p-{tag}-{label}"), at),
         Record("victims.approved", f"v-{tag}-{label}", approved_victim(f"v-{tag}-{label}"), at),
-        Record("escalations.approved", postcode, escalation(postcode), at),
+        Record(
+            "escalations.approved",
+            postcode,
+            {**escalation(postcode), "valid_until": at + timedelta(days=400)},
+            at,
+        ),
     ]
     assert {r.topic for r in out} == set(PROVIDED_TOPICS)
     return out
@@ -118,9 +133,22 @@ async def test_sweep_deletes_exactly_the_expired_records_on_every_topic_and_in_e
     by_age = {
         label: records_for(tag, i, label, at) for i, (label, at) in enumerate(ages(t0).items())
     }
-    provided_at = {(r.topic, r.key): r.at for rs in by_age.values() for r in rs}
-    gone = {(r.topic, r.key) for label in EXPIRED for r in by_age[label]}
-    kept = {(r.topic, r.key) for label in KEPT for r in by_age[label]}
+    records = [r for rs in by_age.values() for r in rs]
+    provided_at = {(r.topic, r.key): r.at for r in records}
+    old = [r for r in records if expired(r, now)]
+    young = [r for r in records if not expired(r, now)]
+    gone = {(r.topic, r.key) for r in old}
+    kept = {(r.topic, r.key) for r in young}
+    # The year-long topics split at the boundary; the shorter periods are over for all four.
+    for topic, period in PROVIDED_TOPICS.items():
+        split = {
+            label
+            for label, rs in by_age.items()
+            for r in rs
+            if r.topic == topic and expired(r, now)
+        }
+        assert split == (set(EXPIRED) if period == policy.MAX_PERIOD else set(by_age)), topic
+    expected = {t: (2 if p == policy.MAX_PERIOD else 4) for t, p in PROVIDED_TOPICS.items()}
 
     settings = retention_settings(prefixed, schemas("retention"))
     approval = ApprovalApp(
@@ -155,32 +183,38 @@ async def test_sweep_deletes_exactly_the_expired_records_on_every_topic_and_in_e
     try:
         # Phase 1, the records that will expire: their notices in one batch of unsent mails,
         # the oldest entry in a daily report of its own day, also unsent.
-        await produce(prefixed, [r for label in EXPIRED for r in by_age[label]])
-        await eventually(lambda: _count(dist, "SELECT count(*) FROM notices", 6))
+        await produce(prefixed, old)
+        old_notices = sum(1 for r in old if r.topic in NOTICE_TOPICS)
+        await eventually(lambda: _count(dist, "SELECT count(*) FROM notices", old_notices))
         await eventually(lambda: _count(dist, "SELECT count(*) FROM entries", 2))
         await distributor.dispatcher.batch_notices()
-        await distributor.dispatcher.ensure_daily(local_date(ages(t0)["366d"], dist.tz))
+        await distributor.dispatcher.ensure_daily(local_date(ages(t0)["1d-over"], dist.tz))
         old_mails = {r["message_id"] for r in await _fetch(dist, "SELECT message_id FROM outbox")}
         # Phase 2, the records that stay: mails of their own.
-        await produce(prefixed, [r for label in KEPT for r in by_age[label]])
-        await eventually(lambda: _count(dist, "SELECT count(*) FROM notices", 12))
+        await produce(prefixed, young)
+        young_notices = sum(1 for r in young if r.topic in NOTICE_TOPICS)
+        await eventually(
+            lambda: _count(dist, "SELECT count(*) FROM notices", old_notices + young_notices)
+        )
         await eventually(lambda: _count(dist, "SELECT count(*) FROM entries", 4))
         await distributor.dispatcher.batch_notices()
-        await distributor.dispatcher.ensure_daily(local_date(ages(t0)["364d"], dist.tz))
+        await distributor.dispatcher.ensure_daily(local_date(ages(t0)["1d-to-go"], dist.tz))
         all_mails = {r["message_id"] for r in await _fetch(dist, "SELECT message_id FROM outbox")}
         young_mails = all_mails - old_mails
-        assert len(old_mails) == len(young_mails) >= 4  # three notice categories and a daily
+        assert len(old_mails) >= 4  # three notice categories and a daily
+        assert len(young_mails) >= 3  # persons and vehicles, and a daily: no victim is young
         # The unsent old mails carry exactly the expired notices and the oldest entry.
         carried = await _fetch(
             dist,
             "SELECT DISTINCT topic, key FROM outbox_records WHERE message_id = ANY($1)",
             list(old_mails),
         )
-        oldest_entry = next(r for r in by_age["366d"] if r.topic == "dagmonitor.entries")
+        oldest_entry = next(r for r in by_age["1d-over"] if r.topic == "dagmonitor.entries")
         assert {(r["topic"], r["key"]) for r in carried} == {
             k for k in gone if k[0] in NOTICE_TOPICS
         } | {(oldest_entry.topic, oldest_entry.key)}
         await eventually(lambda: _count(approval.settings, "SELECT count(*) FROM requests", 4))
+        assert all(r.topic != "approval.requests" for r in young)
 
         async def indexed() -> bool:
             return len(await index_rows(settings)) == 24
@@ -191,16 +225,17 @@ async def test_sweep_deletes_exactly_the_expired_records_on_every_topic_and_in_e
         before = now_ms()
         result = await retention.sweeper.sweep(now)
         swept_at, after = time.monotonic(), datetime.now(UTC)
-        assert result.expired == {topic: 2 for topic in PROVIDED_TOPICS}
-        assert result.cutoff == t0
+        assert result.expired == expected
+        assert result.cutoff == now
 
-        # The index keeps exactly the records provided at most 365 days before now.
+        # The index keeps exactly the records whose period is not over.
         assert set(await index_rows(settings)) == kept
 
         # Each service deleted its copy when it consumed the tombstone.
-        await eventually(lambda: _count(approval.settings, "SELECT count(*) FROM requests", 2))
+        # (every request was pending, so it goes altogether)
+        await eventually(lambda: _count(approval.settings, "SELECT count(*) FROM requests", 0))
         await eventually(lambda: _count(dist, "SELECT count(*) FROM entries", 2))
-        await eventually(lambda: _count(dist, "SELECT count(*) FROM notices", 6))
+        await eventually(lambda: _count(dist, "SELECT count(*) FROM notices", young_notices))
         requests = await _fetch(
             approval.settings,
             "SELECT r.request_id, s.request IS NOT NULL AS has_subject FROM requests r "
@@ -209,7 +244,7 @@ async def test_sweep_deletes_exactly_the_expired_records_on_every_topic_and_in_e
         assert {(r["request_id"], r["has_subject"]) for r in requests} == {
             (key, True) for topic, key in kept if topic == "approval.requests"
         }
-        assert await _count(approval.settings, "SELECT count(*) FROM request_subjects", 2)
+        assert await _count(approval.settings, "SELECT count(*) FROM request_subjects", 0)
         entries = await _fetch(dist, "SELECT registration_number FROM entries")
         assert {("dagmonitor.entries", r[0]) for r in entries} == {
             k for k in kept if k[0] == "dagmonitor.entries"
@@ -218,6 +253,8 @@ async def test_sweep_deletes_exactly_the_expired_records_on_every_topic_and_in_e
         assert {(r["topic"], r["key"]) for r in notices} == {
             k for k in kept if k[0] in NOTICE_TOPICS
         }
+        # The young mails stay, unsent with their bodies; none of them carried an expired record
+        # (the victims' period is over for all, so no young mail has one).
         await eventually(
             lambda: _count(dist, "SELECT count(*) FROM outbox", len(young_mails)), timeout=10
         )
@@ -234,7 +271,7 @@ async def test_sweep_deletes_exactly_the_expired_records_on_every_topic_and_in_e
             assert value["topic"] == topic and value["key"] == key
             assert value["provided_at"] == provided_at[(topic, key)]
             assert before <= value["deleted_at"] <= after  # when it happened, not the "now"
-            assert value["reason"] == "retention_365d"
+            assert value["reason"] == f"retention_{PROVIDED_TOPICS[topic].days}d"
 
         # On every topic: a tombstone is the last word for each swept key, the others keep
         # their value.
@@ -269,8 +306,7 @@ async def test_sweep_deletes_exactly_the_expired_records_on_every_topic_and_in_e
         await eventually(lambda: caught_up(distributor.consumer))  # type: ignore[arg-type]
         assert await read_topic(prefixed, "pipeline.deadletter") == []
         assert await _count(dist, "SELECT count(*) FROM entries", 2)
-        assert await _count(dist, "SELECT count(*) FROM notices", 6)
-        assert await _count(approval.settings, "SELECT count(*) FROM request_subjects", 2)
+        assert await _count(dist, "SELECT count(*) FROM notices", young_notices)
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)

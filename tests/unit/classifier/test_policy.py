@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from dagmonitor.validation import normalise_postcode
+from services.classifier import policy
 from services.classifier.annex import HouseNumberLevel, load_annex
 from services.classifier.policy import (
     ENTRIES,
@@ -141,7 +143,16 @@ def test_every_annex_code(code: str) -> None:
     signals = by_topic(decision, VEHICLES)
     assert sorted(s.value["kind"] for s in signals) == ["MOPED", "PASSENGER_CAR", "SCOOTER", "VAN"]
     for signal in signals:
-        assert signal.key == f"PL0900-2026000042:{signal.value['plate']}"
+        registration, plate_ref = signal.key.split(":")
+        assert registration == "PL0900-2026000042"
+        # no plate on the key: a keyed hash of it, the same for the same plate
+        assert re.fullmatch(r"[0-9a-f]{16}", plate_ref)
+        assert signal.value["plate"] not in signal.key
+        assert plate_ref == policy.plate_ref(CONFIG, signal.value["plate"])
+        assert plate_ref != policy.plate_ref(CONFIG, signal.value["plate"] + "X")
+        assert plate_ref != policy.plate_ref(
+            PolicyConfig("GM0344", frozenset(), b"k2"), signal.value["plate"]
+        )
         assert set(signal.value) == {
             "registration_number",
             "plate",
