@@ -121,9 +121,7 @@ async def main() -> None:
     )
     relay_topic = TopicSpec("bench.relay", "k", INCIDENT_EVENT, 6, get("bvh.incidents").cleanup, 1)
     await apply_topics(settings)
-    await apply_topics(
-        settings.bootstrap_servers, prefix=settings.topic_prefix, specs=[relay_topic]
-    )
+    await apply_topics(settings, specs=[relay_topic])
     codec = default_codec()
     producer = kafka_clients.producer(settings, acks="all")
     await producer.start()

@@ -59,7 +59,7 @@ def incidents(count: int, day_offset: int = 1, first: int = 1) -> list[tuple[byt
     """(key, value) of ``count`` shared-looking incidents reported recently (valid for ingest)."""
     codec = default_codec()
     day = (datetime.now(UTC) - timedelta(days=day_offset)).date()
-    pairs = []
+    pairs: list[tuple[bytes, bytes]] = []
     for sequence, line in enumerate(Generator(seed=21, day=day).incidents(count * 2)):
         if len(pairs) == count:
             break

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from fastavro import schemaless_reader, schemaless_writer
 
@@ -70,7 +70,9 @@ ESCALATION = "nl.dagmonitor.Escalation"
 PROVISION = "nl.dagmonitor.Provision"
 RETENTION_EVENT = "nl.dagmonitor.RetentionEvent"
 CONSENT = "nl.dagmonitor.Consent"
+COVENANT_TERM = "nl.dagmonitor.CovenantTerm"
 MUNICIPAL_REPORT = "nl.dagmonitor.MunicipalReport"
+PHOTO = "nl.dagmonitor.Photo"
 
 TOPIC_VALUE_SCHEMAS: tuple[str, ...] = (
     INCIDENT_EVENT,
@@ -86,7 +88,9 @@ TOPIC_VALUE_SCHEMAS: tuple[str, ...] = (
     PROVISION,
     RETENTION_EVENT,
     CONSENT,
+    COVENANT_TERM,
     MUNICIPAL_REPORT,
+    PHOTO,
 )
 """Full names of the top-level schemas: the value of some topic. Only these are encoded."""
 
@@ -132,6 +136,10 @@ class Codec:
         self._current = dict(current)
         self._validators = {
             name: _Validator(named_types(schema)) for name, schema in self._current.items()
+        }
+        self._checks = {
+            name: _compile_checks(schema, named_types(schema)) or _always
+            for name, schema in self._current.items()
         }
         self._fingerprints = {name: fingerprint(schema) for name, schema in self._current.items()}
         self._headers = {name: MARKER + fp for name, fp in self._fingerprints.items()}
@@ -179,22 +187,32 @@ class Codec:
 
         Fields with a default may be left out; unknown fields are refused. Raises CodecError
         naming the schema and the field path (never the value) when the record does not fit.
+
+        One validation pass: fastavro's writer checks what it writes (strings, bytes, enums,
+        unions, records' fields), after the schema's compiled checks of what it would take
+        silently (``_compile_checks``). Only a record that fails is walked again, by
+        ``_Validator``, to name the field.
         """
         schema = self.schema(full_name)
-        problem = self._validators[full_name].problem(schema, record, "")
-        if problem is not None:
-            raise CodecError(f"cannot encode {full_name}: {problem}")
+        validator = self._validators[full_name]
         out = io.BytesIO()
         out.write(self._headers[full_name])
         try:
-            schemaless_writer(out, schema, record, strict_allow_default=True)
+            # The compiled checks are exact (no bools or subclasses for ints); a record they
+            # refuse is asked again of the validator, which names the field or lets it pass.
+            problem = (
+                None if self._checks[full_name](record) else validator.problem(schema, record, "")
+            )
+            if problem is None:
+                schemaless_writer(out, schema, record, strict_allow_default=True)
+                return out.getvalue()
         except Exception as exc:
-            failure = type(exc).__name__
-        else:
-            return out.getvalue()
+            problem = validator.problem(schema, record, "") or (
+                f"fastavro refused it ({type(exc).__name__})"
+            )
         # Raised outside the handler, so fastavro's exception (whose message may quote the
         # value, which is personal data) is not even chained as __context__.
-        raise CodecError(f"cannot encode {full_name}: fastavro refused it ({failure})")
+        raise CodecError(f"cannot encode {full_name}: {problem}")
 
     def decode(self, data: bytes | bytearray | memoryview, expect: str | None = None) -> Decoded:
         """Decode one single-object encoded record into the current shape of its schema.
@@ -206,7 +224,17 @@ class Codec:
         """
         if data is None:
             raise CodecError("a tombstone (null value) has no record to decode")
-        data = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
+        known = self._writers.get(data[len(MARKER) : HEADER_SIZE])
+        if known is not None and data[: len(MARKER)] == MARKER:
+            name, writer = known  # the common case; the checks below name what is wrong
+            if expect is not None and name != expect:
+                raise WrongRecordTypeError(
+                    f"expected {expect}, got {name} (fingerprint {data[2:HEADER_SIZE].hex()})"
+                )
+            writer_fp = data[len(MARKER) : HEADER_SIZE]
+            return Decoded(name, self._read_body(data, name, writer, writer_fp), writer_fp)
         if not data:
             raise NotSingleObjectError("an empty value: no single-object record")
         if data[: len(MARKER)] != MARKER[: len(data)]:
@@ -394,6 +422,136 @@ class _Validator:
         if test(value):
             return None
         return f"{_at(path)}: expected {expected}, got {_kind_of(value)}"
+
+
+Check: TypeAlias = Callable[[Any], bool]
+
+
+def _always(_value: Any) -> bool:
+    return True
+
+
+def _is_bool(value: Any) -> bool:
+    return value is True or value is False
+
+
+def _range_check(bounds: tuple[int, int]) -> Check:
+    low, high = bounds
+
+    def check(value: Any) -> bool:
+        return type(value) is int and low <= value <= high
+
+    return check
+
+
+def _is_number(value: Any) -> bool:
+    kind = type(value)
+    return kind is float or kind is int
+
+
+def _is_date(value: Any) -> bool:
+    return isinstance(value, date) and not isinstance(value, datetime)
+
+
+# What fastavro's writer takes without complaint although the schema does not allow it:
+# booleans from any truthy value, ints out of range (or bools, or floats), numbers from bools
+# and strings, naive datetimes as UTC, datetimes as dates, any iterable as an array. Strings,
+# bytes, enums, fixed, union branches and records' fields it checks itself.
+_COMPILED_PRIMITIVES: dict[str, Check] = {
+    "boolean": _is_bool,
+    "int": _range_check(_INT_RANGE),
+    "long": _range_check(_LONG_RANGE),
+    "float": _is_number,
+    "double": _is_number,
+}
+_COMPILED_LOGICAL: dict[str, Check] = {"timestamp-millis": _is_aware, "date": _is_date}
+
+
+def _compile_checks(
+    schema: Schema, named: Mapping[str, dict[str, Any]], seen: frozenset[str] = frozenset()
+) -> Check | None:
+    """A function that is False where fastavro's writer would silently take a value that
+    ``schema`` does not allow (None: nothing to check), built once per schema so that the
+    encode path makes no decision about the schema per record. Exact types (``type(v) is
+    int``) rather than isinstance keep bools and int subclasses out, as ``_Validator`` does."""
+    if isinstance(schema, str):
+        if schema in _COMPILED_PRIMITIVES:
+            return _COMPILED_PRIMITIVES[schema]
+        if schema in named and schema not in seen:
+            return _compile_checks(named[schema], named, seen | {schema})
+        return None  # string, bytes, null; or a recursive reference (checked by fastavro)
+    if isinstance(schema, list):
+        return _compile_union(schema, named, seen)
+    kind = schema["type"]
+    logical = _COMPILED_LOGICAL.get(schema.get("logicalType", ""))
+    if logical is not None:
+        return logical
+    if kind in ("record", "error"):
+        return _compile_record(schema, named, seen | {schema["name"]})
+    if kind == "array":
+        return _compile_array(_compile_checks(schema["items"], named, seen))
+    if kind == "map":
+        return _compile_map(_compile_checks(schema["values"], named, seen))
+    if isinstance(kind, str) and kind in _COMPILED_PRIMITIVES:
+        return _COMPILED_PRIMITIVES[kind]
+    if isinstance(kind, dict | list):
+        return _compile_checks(kind, named, seen)
+    return None  # enum, fixed, string, bytes, null
+
+
+def _compile_union(
+    branches: list[Any], named: Mapping[str, dict[str, Any]], seen: frozenset[str]
+) -> Check | None:
+    others = [branch for branch in branches if branch != "null"]
+    nullable = len(others) < len(branches)
+    if len(others) != 1:
+        # Several non-null branches: any branch the value fits (rare; not on a hot path).
+        validator = _Validator(named)
+        return lambda value: (
+            (value is None and nullable)
+            or any(validator.problem(branch, value, "") is None for branch in others)
+        )
+    inner = _compile_checks(others[0], named, seen)
+    if inner is None:
+        return None
+    if not nullable:
+        return inner
+    return lambda value: value is None or inner(value)
+
+
+def _compile_record(
+    schema: dict[str, Any], named: Mapping[str, dict[str, Any]], seen: frozenset[str]
+) -> Check:
+    fields: list[tuple[str, Check]] = []
+    for field in schema["fields"]:
+        field_check = _compile_checks(field["type"], named, seen)
+        if field_check is not None:
+            fields.append((field["name"], field_check))
+
+    def record_check(value: Any) -> bool:
+        if not isinstance(value, Mapping):
+            return False
+        for name, check in fields:
+            if name in value and not check(value[name]):
+                return False
+        return True
+
+    return record_check
+
+
+def _compile_array(items: Check | None) -> Check:
+    if items is None:
+        return lambda value: isinstance(value, list | tuple)
+    return lambda value: isinstance(value, list | tuple) and all(map(items, value))
+
+
+def _compile_map(values: Check | None) -> Check:
+    def check(value: Any) -> bool:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            return False
+        return values is None or all(map(values, value.values()))
+
+    return check
 
 
 def _kind_of(value: Any) -> str:

@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from dagmonitor.errors import DagmonitorError
 from dagmonitor.retry import Backoff, pause
-from dagmonitor.settings import DagmonitorSettings, ServiceSettings
+from dagmonitor.settings import DagmonitorSettings, ServiceSettings, describe_invalid
 from dagmonitor.streaming import TRANSIENT_ERRORS
 from dagmonitor.telemetry import (
     ReadinessCheck,
@@ -139,6 +140,9 @@ def main(service: str, serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
         asyncio.run(serve())
     except DagmonitorError as exc:
         print(f"{service}: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except ValidationError as exc:  # a required setting missing, e.g. the covenant's term
+        print(f"{service}: {describe_invalid(exc)}", file=sys.stderr)
         sys.exit(1)
 
 

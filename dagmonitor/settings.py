@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import ssl
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from dagmonitor.covenant import Term
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,6 +146,17 @@ class DagmonitorSettings(BaseSettings):
         return f"{self.topic_prefix}dagmonitor-{service}"
 
 
+def describe_invalid(exc: ValidationError) -> str:
+    """A settings error in one line, naming each variable (``DAGMONITOR_...``) and the rule,
+    never the value (it may be a secret)."""
+    problems = []
+    for error in exc.errors():
+        field = "_".join(str(part) for part in error["loc"]) or "settings"
+        name = f"DAGMONITOR_{field.upper()}" if error["loc"] else field
+        problems.append(f"{name}: {error['msg'].lower()}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
 SCHEMA_NAME = r"^[a-z_][a-z0-9_]{0,62}$"
 """A PostgreSQL schema name the services accept (unquoted, lower case)."""
 
@@ -171,3 +185,25 @@ class ServiceSettings(DagmonitorSettings):
         default="127.0.0.1", description="Interface the service's HTTP interface listens on."
     )
     http_port: int = service_port(8080)
+    # The covenant's term (dagmonitor/covenant.py, docs/adr/0018-covenant-term.md): required,
+    # so no service runs without knowing when it may provide anything.
+    covenant_start_date: date = Field(
+        description="DAGMONITOR_COVENANT_START_DATE: the covenant's first (local) day."
+    )
+    covenant_end_date: date = Field(
+        description="DAGMONITOR_COVENANT_END_DATE: the covenant's last (local) day, as signed; "
+        "renewals and an early end are recorded events (dagmonitor covenant renew|end)."
+    )
+
+    @model_validator(mode="after")
+    def _term_in_order(self) -> Self:
+        if self.covenant_end_date < self.covenant_start_date:
+            raise ValueError(
+                "DAGMONITOR_COVENANT_END_DATE lies before DAGMONITOR_COVENANT_START_DATE"
+            )
+        return self
+
+    @property
+    def covenant_term(self) -> Term:
+        """The term as configured (before any recorded renewal or early end)."""
+        return Term(self.covenant_start_date, self.covenant_end_date)

@@ -24,6 +24,11 @@ class Cleanup(StrEnum):
     COMPACT = "compact"  # state that is not provided data and must not lapse by age
 
 
+# Every topic's active segment is closed at least daily, so that time retention deletes a
+# record at most a day after its ``retention.ms``: a topic's longest life (below) is its
+# retention plus a day, and no topic that carries personal data lives longer than 365 days.
+SEGMENT_MS = DAY_MS
+
 # Compaction settings for the compacted output topics. The retention sweep writes tombstones
 # 365 days after provision; these keep the tombstoned value from lingering on disk:
 # a segment rolls at least daily (segment.ms), a dirty key is compacted within a day at most
@@ -32,7 +37,6 @@ class Cleanup(StrEnum):
 # topics keep data, so a consumer that was down for days still sees it and deletes its copy.
 _COMPACTION = MappingProxyType(
     {
-        "segment.ms": str(DAY_MS),
         "max.compaction.lag.ms": str(DAY_MS),
         "min.cleanable.dirty.ratio": "0.1",
         "delete.retention.ms": str(7 * DAY_MS),
@@ -71,11 +75,21 @@ class TopicSpec:
         configs = {
             "cleanup.policy": self.cleanup.value,
             "retention.ms": str(self.retention_ms),
+            "segment.ms": str(SEGMENT_MS),
         }
         if self.compacted:
             configs.update(_COMPACTION)
         configs.update(self.extra_config)
         return configs
+
+    @property
+    def longest_life_ms(self) -> int | None:
+        """How long a record stays on the broker at most by time retention alone: its
+        ``retention.ms`` plus the segment lifetime (a segment is deleted once its newest record
+        is older than ``retention.ms``). None for a compact-only topic (no time retention)."""
+        if self.cleanup is Cleanup.COMPACT:
+            return None
+        return self.retention_ms + int(self.configs()["segment.ms"])
 
     def physical_name(self, prefix: str = "") -> str:
         return f"{prefix}{self.name}"
@@ -100,50 +114,64 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec("ingest.persons", "notice_id", f"{_BVH}.PersonNotice", 3, Cleanup.DELETE, 7),
     TopicSpec("ingest.municipal", "report_id", f"{_OUT}.MunicipalReport", 3, Cleanup.DELETE, 14),
+    # Persons' photos the police PUT at ingest (decoded, stripped of metadata), for the notice
+    # mails; the distributor keeps each with the notices that refer to it (ADR 0017). Delete,
+    # not compacted: the topic holds a photo no longer than an approval may take.
+    TopicSpec("ingest.photos", "photo_id", f"{_OUT}.Photo", 3, Cleanup.DELETE, 14),
     TopicSpec("pipeline.deadletter", "source key", f"{_OUT}.DeadLetter", 3, Cleanup.DELETE, 7),
-    # What the covenant lets the municipality receive; kept at most 365 days (tombstones),
-    # the 366-day time retention is only a safety net.
+    # What the covenant lets the municipality receive; kept no longer than its period (at most
+    # 365 days, services/retention/periods.csv) by the sweep's tombstones; the 364-day time
+    # retention (365 with the segment's day) is only a safety net behind them.
     TopicSpec(
         "dagmonitor.entries",
         "registration_number",
         f"{_OUT}.DagmonitorEntry",
         6,
         Cleanup.COMPACT_DELETE,
-        366,
+        364,
     ),
     TopicSpec(
         "vehicles.signals",
-        'registration_number + ":" + plate',
+        'registration_number + ":" + plate_ref',
         f"{_OUT}.VehicleSignal",
         3,
         Cleanup.COMPACT_DELETE,
-        366,
+        364,
     ),
     TopicSpec(
-        "approval.requests", "request_id", f"{_OUT}.ApprovalRequest", 3, Cleanup.COMPACT_DELETE, 366
+        "approval.requests", "request_id", f"{_OUT}.ApprovalRequest", 3, Cleanup.COMPACT_DELETE, 364
     ),
     TopicSpec(
-        "approval.decisions", "request_id", f"{_OUT}.ApprovalDecision", 3, Cleanup.DELETE, 366
+        "approval.decisions", "request_id", f"{_OUT}.ApprovalDecision", 3, Cleanup.DELETE, 364
     ),
     TopicSpec(
-        "persons.approved", "request_id", f"{_OUT}.ApprovedPerson", 3, Cleanup.COMPACT_DELETE, 366
+        "persons.approved", "request_id", f"{_OUT}.ApprovedPerson", 3, Cleanup.COMPACT_DELETE, 364
     ),
     TopicSpec(
-        "victims.approved", "request_id", f"{_OUT}.ApprovedVictim", 3, Cleanup.COMPACT_DELETE, 366
+        "victims.approved", "request_id", f"{_OUT}.ApprovedVictim", 3, Cleanup.COMPACT_DELETE, 364
     ),
     TopicSpec(
-        "escalations.approved", "postcode", f"{_OUT}.Escalation", 3, Cleanup.COMPACT_DELETE, 366
+        "escalations.approved", "postcode", f"{_OUT}.Escalation", 3, Cleanup.COMPACT_DELETE, 364
     ),
     # The OM's standing consents, the current one per category (dagmonitor/gates.py). Not
     # provided data (no citizen in it), so not a compacted output the retention sweep owns;
     # compaction only: a category's current consent must never lapse by age on the topic, or
     # a distributor rebuilding from it would hold what the OM allowed (retention.ms unused).
     TopicSpec("approval.consents", "category", f"{_OUT}.Consent", 1, Cleanup.COMPACT, 366),
+    # The covenant's term after recorded renewals and early ends (dagmonitor/covenant.py),
+    # published by the approval service; every service that provides reads it. State, not
+    # provided data: compaction only, so a renewal never lapses by age on the topic.
+    TopicSpec("covenant.term", "start_date", f"{_OUT}.CovenantTerm", 1, Cleanup.COMPACT, 366),
+    # The provision register's stream (record keys, recipient): a year from the provision,
+    # then only the distributor's pseudonymised register remains (ADR 0019).
     TopicSpec(
-        "distribution.provisions", "provision_id", f"{_OUT}.Provision", 3, Cleanup.DELETE, 366
+        "distribution.provisions", "provision_id", f"{_OUT}.Provision", 3, Cleanup.DELETE, 364
     ),
+    # A deletion's audit event names the deleted record's key: kept a week, as long as a
+    # tombstone (delete.retention.ms), for consumers to act on; the counts stay in the
+    # retention service's sweep log.
     TopicSpec(
-        "retention.events", 'topic + ":" + key', f"{_OUT}.RetentionEvent", 3, Cleanup.DELETE, 366
+        "retention.events", 'topic + ":" + key', f"{_OUT}.RetentionEvent", 3, Cleanup.DELETE, 7
     ),
 )
 
@@ -159,7 +187,7 @@ def _changelog(service: str, table: str, follows: str) -> TopicSpec:
         "json",
         source.partitions,
         Cleanup.COMPACT_DELETE,
-        366,
+        364,
         owner=service,
     )
 

@@ -7,6 +7,7 @@ value. ``dedupe`` decides whether a version of a registration is new, a repeat o
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ _POSTCODE = re.compile(r"^([1-9][0-9]{3})([A-Z]{2})$")
 _UNUSED_POSTCODE_LETTERS = frozenset({"SA", "SD", "SS"})
 
 
+@functools.lru_cache(maxsize=65_536)  # pure; a city has some ten thousand postcodes
 def normalise_postcode(postcode: str | None) -> str | None:
     """A Dutch postcode as ``1234AB``; None when absent or not a valid Dutch postcode.
 

@@ -13,9 +13,10 @@ import sys
 from datetime import datetime
 
 import click
+from pydantic import ValidationError
 
 from dagmonitor.errors import DagmonitorError
-from dagmonitor.settings import DagmonitorSettings
+from dagmonitor.settings import DagmonitorSettings, describe_invalid
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -125,10 +126,14 @@ def topics_list() -> None:
 from services.distributor.cli import report  # noqa: E402
 
 cli.add_command(report)
-from services.approval.cli import approvals, consent, token  # noqa: E402
+from services.approval.cli import approvals, consent, covenant, token  # noqa: E402
+from services.distributor.cli import evaluation  # noqa: E402
+
+covenant.add_command(evaluation)  # the distributor builds and mails the evaluation report
 
 cli.add_command(approvals)
 cli.add_command(consent)
+cli.add_command(covenant)
 cli.add_command(token)
 from dagmonitor_cli.generate import generate  # noqa: E402
 from services.classifier.cli import classify  # noqa: E402
@@ -155,4 +160,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except DagmonitorError as exc:
         click.echo(f"dagmonitor: {exc}", err=True)
+        sys.exit(1)
+    except ValidationError as exc:  # a setting missing or invalid, e.g. the covenant's term
+        click.echo(f"dagmonitor: {describe_invalid(exc)}", err=True)
         sys.exit(1)

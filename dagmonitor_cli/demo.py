@@ -9,8 +9,15 @@
    ``dagmonitor up`` records for the local stack (``dagmonitor consent list``);
 4. sends the daily Dagmonitor and the bi-weekly hotspot report for that day, and waits for the
    notices of the approved persons, victims and stolen vehicles;
-5. prints what happened: records in, entries, decisions, the mails with their files under
-   ``.local/mail/``, the provision register's size, and each service's /metrics URL.
+5. photographs every mail as its recipient sees it (headless Chromium at a phone's 390 px,
+   ``dagmonitor_cli/browser.py``) into ``.local/screenshots/``;
+6. prints what happened: records in, entries, decisions, the mails with their files under
+   ``.local/mail/``, the screenshots, the provision register's size, and each service's
+   /metrics URL.
+
+Before the records, the police deliver the photos of two in three persons with a photo
+(``PUT /v1/photos/{id}`` at ingest, synthetic portraits): the notices show those inline and
+say of the others that the photo has not arrived.
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ import asyncpg
 
 from dagmonitor.errors import DagmonitorError
 from dagmonitor.settings import DagmonitorSettings
-from dagmonitor_cli.generate import AMSTERDAM, Generator
+from dagmonitor_cli.browser import PHONE_WIDTH, BrowserError, browser, mail_html
+from dagmonitor_cli.generate import AMSTERDAM, Generator, portrait
 from dagmonitor_cli.platform.services import DEFAULT_PORTS, available
 from dagmonitor_cli.platform.stack import LocalStack
 
@@ -51,6 +59,8 @@ class Summary:
     approved: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
     mails: list[Path] = field(default_factory=list)
+    screenshots: list[Path] = field(default_factory=list)
+    photos: int = 0
     provisions: int = 0
     metrics: list[str] = field(default_factory=list)
 
@@ -98,6 +108,10 @@ async def run_demo(day: date, count: int, seed: int, echo: Echo) -> Summary:
     path = LocalStack().root / "demo" / f"bvh-{day.isoformat()}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    token = (LocalStack().root / "ingest" / "token").read_text().strip()
+    ingest_url = f"http://127.0.0.1:{DEFAULT_PORTS['ingest']}"
+    summary.photos = await deliver_photos(lines, ingest_url, token)
+    echo(f"delivered {summary.photos} photos through ingest (PUT /v1/photos/{{id}})")
     echo(f"publishing {len(lines)} police records of {day} ({path})")
     counts = await publish_file(settings, path)
     summary.published = counts["published"]
@@ -148,6 +162,7 @@ async def run_demo(day: date, count: int, seed: int, echo: Echo) -> Summary:
     )
     mail_dir = LocalStack().mail_dir
     summary.mails = sorted(p for p in mail_dir.glob("*.eml") if p.stat().st_mtime >= started)
+    summary.screenshots = await photograph(summary.mails, LocalStack().root / "screenshots", echo)
     summary.metrics = [f"http://127.0.0.1:{DEFAULT_PORTS[name]}/metrics" for name in available()]
     return summary
 
@@ -165,10 +180,65 @@ def print_summary(summary: Summary, echo: Echo) -> None:
     echo(f"mails sent (.eml files)      {len(summary.mails)}")
     for mail in summary.mails:
         echo(f"  {mail}")
+    echo(f"photos delivered             {summary.photos}")
+    echo(f"screenshots (390 px)         {len(summary.screenshots)}")
+    if summary.screenshots:
+        echo(f"  {summary.screenshots[0].parent}/")
     echo(f"provisions registered        {summary.provisions}")
     echo("metrics:")
     for url in summary.metrics:
         echo(f"  {url}")
+
+
+def _photo_refs(lines: list[dict[str, Any]]) -> list[str]:
+    persons = [p for line in lines for p in line.get("persons", [])]
+    persons += [line["person"] for line in lines if "person" in line]
+    return sorted({p["photo_ref"] for p in persons if p.get("photo_ref")})
+
+
+async def deliver_photos(lines: list[dict[str, Any]], ingest_url: str, token: str) -> int:
+    """PUT a synthetic portrait for two in three of the records' photo references to ingest
+    at ``ingest_url``, with a police publisher's ``token``, as the police would; returns how
+    many were accepted."""
+    import aiohttp
+
+    url = f"{ingest_url}/v1/photos"
+    accepted = 0
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+        for index, ref in enumerate(_photo_refs(lines)):
+            if index % 3 == 2:  # not delivered (yet): the mail says so
+                continue
+            photo_id = ref.removeprefix("bvh://photos/")
+            async with session.put(
+                f"{url}/{photo_id}",
+                data=portrait(photo_id),
+                headers={"Content-Type": "image/jpeg"},
+            ) as response:
+                if response.status != 202:
+                    raise DagmonitorError(f"ingest refused a demo photo: {response.status}")
+                accepted += 1
+    return accepted
+
+
+async def photograph(mails: list[Path], folder: Path, echo: Echo) -> list[Path]:
+    """A screenshot of each mail's HTML at a phone's width, as ``<mail>.png``; none (with a
+    line saying why) when Chromium is missing."""
+    import email
+    from email.message import EmailMessage
+    from email.policy import default
+
+    shots = []
+    try:
+        async with browser() as page:
+            for mail in mails:
+                message = email.message_from_bytes(mail.read_bytes(), policy=default)
+                assert isinstance(message, EmailMessage)
+                shot = folder / f"{mail.stem}.png"
+                await page.screenshot(mail_html(message), PHONE_WIDTH, shot)
+                shots.append(shot)
+    except BrowserError as exc:
+        echo(f"no screenshots: {exc}")
+    return shots
 
 
 def default_day() -> date:

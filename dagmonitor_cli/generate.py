@@ -1,11 +1,13 @@
 """Realistic synthetic police records for one municipality (``dagmonitor generate``).
 
-Everything is invented from a seeded random generator: Dutch street names, postcodes per
-district, MK codes in the proportions a Dutch city's daily BVH registrations roughly have
-(bicycle theft, shoplifting, youth nuisance and vandalism common; burglary and robbery rarer;
-a share of codes outside Bijlage 1 and of neighbouring municipalities), persons in the roles
-the offence implies, vehicles where the code involves one, and some later versions of the same
-registration. The same seed and date give the same records.
+Everything is invented from a seeded random generator: Dutch street names, postcodes inside
+their district and neighbourhood (``services/distributor/wijken.csv``), hotspots that cluster
+in space and time as real incidents do (``HOTSPOTS``), MK codes in the proportions a Dutch
+city's daily BVH registrations roughly have (bicycle theft, shoplifting, youth nuisance and
+vandalism common; burglary and robbery rarer; a share of codes outside Bijlage 1 and of
+neighbouring municipalities), persons in the roles the offence implies, vehicles where the
+code involves one, and some later versions of the same registration. The same seed and date
+give the same records.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from dagmonitor.settings import DagmonitorSettings
+from services.distributor.areas import AREAS, Neighbourhood
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
@@ -30,32 +33,53 @@ AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 class District:
     code: str
     name: str
-    postcode_prefixes: tuple[str, ...]
-    neighbourhoods: tuple[str, ...]
+    neighbourhoods: tuple[Neighbourhood, ...]
+
+    @property
+    def postcode_prefixes(self) -> tuple[str, ...]:
+        return tuple(pc for n in self.neighbourhoods for pc in n.postcodes)
 
 
-# Utrecht (GM0344): its ten wijken with their postcode areas.
-DISTRICTS = (
-    District("WK034400", "West", ("3531", "3532", "3533"), ("Oog in Al", "Lombok", "Halve Maan")),
-    District("WK034401", "Noordwest", ("3552", "3553", "3554", "3555"), ("Zuilen", "Ondiep")),
-    District("WK034402", "Overvecht", ("3561", "3562", "3563", "3564"), ("Tigris", "Zamenhof")),
-    District("WK034403", "Noordoost", ("3571", "3572", "3573"), ("Tuinwijk", "Wittevrouwen")),
-    District(
-        "WK034404", "Oost", ("3581", "3582", "3583", "3584"), ("Watervogelbuurt", "Rijnsweerd")
-    ),
-    District("WK034405", "Binnenstad", ("3511", "3512"), ("Domplein e.o.", "Wijk C")),
-    District("WK034406", "Zuid", ("3523", "3524", "3525"), ("Hoograven", "Tolsteeg")),
-    District("WK034407", "Zuidwest", ("3526", "3527"), ("Kanaleneiland", "Transwijk")),
-    District(
-        "WK034408",
-        "Leidsche Rijn",
-        ("3541", "3542", "3543", "3544", "3545"),
-        ("Terwijde", "Parkwijk"),
-    ),
-    District(
-        "WK034409", "Vleuten-De Meern", ("3451", "3452", "3453", "3454"), ("Vleuten", "De Meern")
-    ),
+# Utrecht (GM0344): its ten wijken and their buurten with their postcode areas, from the
+# distributor's table (services/distributor/wijken.csv), so the demo names what the mails name.
+DISTRICTS = tuple(
+    District(code, name, AREAS.in_district(code)) for code, name in AREAS.districts.items()
 )
+
+
+@dataclass(frozen=True)
+class Hotspot:
+    """Where and when incidents of one kind repeat, as they do in a city: a few streets with
+    car break-ins at night, a square with youth nuisance in the evening, bicycle theft at the
+    station by day. ``share``: the fraction of the day's incidents that happen here."""
+
+    mk_code: str
+    places: tuple[tuple[str, str], ...]
+    """(street, PC6) pairs: the hotspot's streets, each with its postcode."""
+    hours: tuple[int, int]
+    """Local hours [from, until); until < from wraps past midnight (still the same day)."""
+    share: float
+
+
+HOTSPOTS = (
+    # Car break-ins along three streets of Zamenhof (Overvecht), evening and night.
+    Hotspot(
+        "A10",
+        (("Zamenhofdreef", "3562JA"), ("Neckardreef", "3562CJ"), ("Donaudreef", "3562VD")),
+        (20, 4),
+        0.06,
+    ),
+    # Youth nuisance on the Europaplein, Kanaleneiland (Zuidwest), in the evening.
+    Hotspot("E35", (("Europaplein", "3526WS"),), (18, 24), 0.05),
+    # Bicycle theft at the station square and the bicycle parking (Binnenstad), by day.
+    Hotspot("A72", (("Stationsplein", "3511CE"), ("Smakkelaarsveld", "3511EA")), (7, 21), 0.06),
+    # Shoplifting in the shopping streets of the city centre, shop hours.
+    Hotspot("A50", (("Steenweg", "3511JP"), ("Lange Elisabethstraat", "3511JH")), (10, 18), 0.04),
+    # Residential burglary in a street of Terwijde (Leidsche Rijn), at dusk.
+    Hotspot("A20", (("Terwijdelaan", "3541AJ"),), (16, 21), 0.02),
+)
+
+
 STREETS = (
     "Kerkstraat",
     "Dorpsstraat",
@@ -199,8 +223,7 @@ class Generator:
         codes, weights = zip(*MK_WEIGHTS, strict=True)
         self._codes = codes
         self._weights = weights
-        # E35 reports cluster in a few hot postcodes, as youth nuisance does.
-        self._hot_postcodes = [self._postcode(self.random.choice(DISTRICTS)) for _ in range(3)]
+        self._hot_share = sum(h.share for h in HOTSPOTS)
 
     def incidents(self, count: int) -> Iterator[dict[str, Any]]:
         for sequence in range(1, count + 1):
@@ -228,18 +251,29 @@ class Generator:
 
     def _incident(self, sequence: int) -> dict[str, Any]:
         rnd = self.random
-        code = rnd.choices(self._codes, self._weights)[0]
-        district = rnd.choice(DISTRICTS)
-        local = datetime.combine(self.day, time(0), AMSTERDAM) + timedelta(
-            seconds=rnd.randrange(24 * 3600)
+        hotspot = (
+            rnd.choices(HOTSPOTS, [h.share for h in HOTSPOTS])[0]
+            if rnd.random() < self._hot_share
+            else None
         )
+        municipality = self.municipality
+        if hotspot is not None:
+            code = hotspot.mk_code
+            street, postcode_ = rnd.choice(hotspot.places)
+            postcode: str | None = postcode_
+            neighbourhood = _neighbourhood_of(postcode_)
+            local = self._moment(*hotspot.hours)
+        else:
+            code = rnd.choices(self._codes, self._weights)[0]
+            neighbourhood = rnd.choice(rnd.choice(DISTRICTS).neighbourhoods)
+            street = rnd.choice(STREETS)
+            postcode = self._postcode(neighbourhood)
+            local = self._moment(0, 24)
+            if rnd.random() < 0.05:
+                municipality = rnd.choice(NEIGHBOURS)
+            if rnd.random() < 0.03:
+                postcode = None
         reported = local.astimezone(UTC)
-        municipality = self.municipality if rnd.random() > 0.05 else rnd.choice(NEIGHBOURS)
-        postcode: str | None = (
-            rnd.choice(self._hot_postcodes) if code == "E35" else self._postcode(district)
-        )
-        if rnd.random() < 0.03:
-            postcode = None
         registration = f"PL0900-{self.year}{sequence:06d}"
         return {
             "event_id": f"EVT-{registration}-1",
@@ -251,21 +285,28 @@ class Generator:
             "committed_from": _iso(reported - timedelta(hours=rnd.randrange(1, 12))),
             "committed_until": _iso(reported - timedelta(minutes=rnd.randrange(0, 50))),
             "location": {
-                "street": rnd.choice(STREETS),
+                "street": street,
                 "house_number": rnd.randrange(1, 250),
                 "house_number_suffix": rnd.choice([None, None, None, "A", "bis", "2"]),
                 "postcode": _spaced(postcode, rnd) if postcode else None,
                 "city": "Utrecht" if municipality == self.municipality else "Elders",
                 "municipality_code": municipality,
-                "district_code": district.code,
-                "district_name": district.name,
-                "neighbourhood_code": f"BU{district.code[2:]}{rnd.randrange(10):02d}",
-                "neighbourhood_name": rnd.choice(district.neighbourhoods),
+                "district_code": neighbourhood.district_code,
+                "district_name": neighbourhood.district_name,
+                "neighbourhood_code": neighbourhood.code,
+                "neighbourhood_name": neighbourhood.name,
             },
             "persons": self._persons(code),
             "vehicles": self._vehicles(code),
             "modus_operandi": self._modus_operandi(code),
         }
+
+    def _moment(self, start: int, until: int) -> datetime:
+        """A local moment on the day within hours [start, until), wrapping past midnight."""
+        hours = (until - start) % 24 or 24
+        hour = (start + self.random.randrange(hours)) % 24
+        offset = timedelta(hours=hour, seconds=self.random.randrange(3600))
+        return datetime.combine(self.day, time(0), AMSTERDAM) + offset
 
     def _persons(self, code: str) -> list[dict[str, Any]]:
         rnd = self.random
@@ -283,7 +324,7 @@ class Generator:
     def _person(self, role: str) -> dict[str, Any]:
         rnd = self.random
         prefix, surname = rnd.choice(SURNAMES)
-        district = rnd.choice(DISTRICTS)
+        neighbourhood = rnd.choice(rnd.choice(DISTRICTS).neighbourhoods)
         return {
             "role": role,
             "first_names": rnd.choice(FIRST_NAMES),
@@ -296,11 +337,16 @@ class Generator:
                 "street": rnd.choice(STREETS),
                 "house_number": rnd.randrange(1, 250),
                 "house_number_suffix": None,
-                "postcode": self._postcode(district),
+                "postcode": self._postcode(neighbourhood),
                 "city": "Utrecht",
             },
             "phone": f"06{rnd.randrange(10**7, 10**8)}",
-            "photo_ref": f"bvh://photos/{rnd.randrange(10**9):09d}" if role == "SUSPECT" else None,
+            # Suspects and the persons of the police's notices have a photo in BVH.
+            "photo_ref": (
+                f"bvh://photos/{rnd.randrange(10**9):09d}"
+                if role in ("SUSPECT", "INVOLVED")
+                else None
+            ),
         }
 
     def _vehicles(self, code: str) -> list[dict[str, Any]]:
@@ -317,14 +363,19 @@ class Generator:
             )
         return None
 
-    def _postcode(self, district: District) -> str:
+    def _postcode(self, neighbourhood: Neighbourhood) -> str:
         letters = "".join(self.random.choice("ABCEGHJKLMNPRTVWXZ") for _ in range(2))
-        return f"{self.random.choice(district.postcode_prefixes)}{letters}"
+        return f"{self.random.choice(neighbourhood.postcodes)}{letters}"
 
     def _plate(self) -> str:
         rnd = self.random
         letters = "".join(rnd.choice(_PLATE_LETTERS) for _ in range(3))
         return f"{letters[:2]}-{rnd.randrange(100, 999)}-{letters[2]}"
+
+
+def _neighbourhood_of(postcode: str) -> Neighbourhood:
+    """The neighbourhood holding a postcode's four digits (a hotspot's place is in the table)."""
+    return next(n for d in DISTRICTS for n in d.neighbourhoods if postcode[:4] in n.postcodes)
 
 
 def _iso(moment: datetime) -> str:
@@ -349,3 +400,29 @@ def generate(count: int, seed: int, day: datetime | None, notices: int) -> None:
         sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
     for notice in generator.notices(notices):
         sys.stdout.write(json.dumps(notice, ensure_ascii=False) + "\n")
+
+
+def portrait(seed: str, size: tuple[int, int] = (240, 300)) -> bytes:
+    """A synthetic passport-style photo (a drawn silhouette, no real person) as JPEG bytes:
+    what the demo delivers for a ``bvh://photos/{id}`` reference."""
+    import hashlib
+    import io
+
+    from PIL import Image, ImageDraw
+
+    digest = hashlib.sha256(seed.encode()).digest()
+    background = (200 + digest[0] % 40, 205 + digest[1] % 40, 210 + digest[2] % 40)
+    skin = (150 + digest[3] % 90, 110 + digest[4] % 80, 80 + digest[5] % 70)
+    cloth = (40 + digest[6] % 120, 50 + digest[7] % 120, 60 + digest[8] % 120)
+    width, height = size
+    image = Image.new("RGB", size, background)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((width * 0.12, height * 0.62, width * 0.88, height * 1.25), fill=cloth)
+    draw.rectangle((width * 0.42, height * 0.5, width * 0.58, height * 0.68), fill=skin)
+    draw.ellipse((width * 0.27, height * 0.14, width * 0.73, height * 0.6), fill=skin)
+    hair = tuple(max(0, c - 90) for c in skin)
+    draw.chord((width * 0.25, height * 0.1, width * 0.75, height * 0.45), 180, 360, fill=hair)
+    draw.text((6, height - 16), "DEMO - geen echte persoon", fill=(255, 255, 255))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian machine, idempotently:
-#   - system packages (Java 17+, Maven, PostgreSQL, Prometheus) via apt-get when missing and root;
+#   - system packages (Java 17+, Maven, PostgreSQL, Prometheus, Chromium) via apt-get when missing
+#     and root;
 #   - a Python >= 3.11 virtualenv in .venv with the project and its test extras.
 # Safe to run again: each step is skipped when already done.
 set -euo pipefail
@@ -14,6 +15,7 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool + the server for ops tests
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # mails rendered as recipients see them (ADR 0017)
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then

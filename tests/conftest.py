@@ -11,12 +11,20 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from dagmonitor import kafka_clients
+from dagmonitor.covenant import Term
 from dagmonitor.settings import DagmonitorSettings
+
+# Every service requires the covenant's term (docs/adr/0018-covenant-term.md). The suite runs
+# inside one wide enough for every fixed clock its tests use (the covenant tests set their own).
+TEST_TERM = Term(date(2020, 1, 1), date(2099, 12, 31))
+os.environ.setdefault("DAGMONITOR_COVENANT_START_DATE", TEST_TERM.start.isoformat())
+os.environ.setdefault("DAGMONITOR_COVENANT_END_DATE", TEST_TERM.end.isoformat())
 
 
 @pytest.fixture(scope="session")

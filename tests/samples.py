@@ -77,3 +77,13 @@ def escalation(postcode: str) -> dict[str, Any]:
         "approved_by": "wijkchef-01",
         "approved_at": datetime(2026, 11, 1, 9, 0, tzinfo=UTC),
     }
+
+
+def signal_key(registration_number: str, plate: str, id_key: str | None = None) -> str:
+    """The key the classifier gives a vehicle signal: ``registration_number:plate_ref`` (the
+    plate's keyed hash with the deployment's id key; the development key by default)."""
+    from services.classifier.config import DEVELOPMENT_ID_KEY
+    from services.classifier.policy import PolicyConfig, normalise_plate, plate_ref
+
+    config = PolicyConfig("", frozenset(), (id_key or DEVELOPMENT_ID_KEY).encode("utf-8"))
+    return f"{registration_number}:{plate_ref(config, normalise_plate(plate))}"

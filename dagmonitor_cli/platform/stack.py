@@ -101,6 +101,7 @@ class LocalStack:
         if smtp is not None and smtp.managed:
             # The local sink speaks plain SMTP on loopback only; saying so is explicit here.
             lines.append("DAGMONITOR_SMTP_ALLOW_PLAINTEXT=true")
+        lines += [f"{k}={v}" for k, v in development_term_env(self.env_file).items()]
         lines += [f"{key}={value}" for key, value in (extra_env or {}).items()]
         self.env_file.write_text("\n".join(lines) + ("\n" if lines else ""))
 
@@ -335,6 +336,31 @@ class LocalStack:
             rows.append((name, _redact(component.address), running))
         rows += [(svc.name, svc.url, svc.ready) for svc in self.services.status()]
         return rows
+
+
+TERM_VARIABLES = ("DAGMONITOR_COVENANT_START_DATE", "DAGMONITOR_COVENANT_END_DATE")
+
+
+def development_term_env(env_file: Path) -> dict[str, str]:
+    """The local stack's covenant term (required by every service, ADR 0018): the one
+    ``stack.env`` holds already, else a year from the first of this month. Always written (a
+    variable set in the environment still wins when settings are read), so that a command run
+    later without that variable finds a term."""
+    from datetime import date
+
+    from dagmonitor.covenant import development_term
+
+    try:
+        previous = dict(
+            line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line
+        )
+    except OSError:
+        previous = {}
+    term = development_term(date.today())
+    values = dict(zip(TERM_VARIABLES, (term.start.isoformat(), term.end.isoformat()), strict=True))
+    if all(previous.get(name) for name in TERM_VARIABLES):
+        values = {name: previous[name] for name in TERM_VARIABLES}
+    return values
 
 
 def _wait(probe: Callable[[], bool], what: str, timeout: float) -> float:

@@ -56,6 +56,7 @@ ACCESS: tuple[ServiceAccess, ...] = (
                 "ingest.incidents",
                 "ingest.persons",
                 "ingest.municipal",
+                "ingest.photos",  # PUT /v1/photos/{photo_id}: validated at the HTTP API
                 DEAD_LETTERS,
             }
         ),
@@ -82,6 +83,9 @@ ACCESS: tuple[ServiceAccess, ...] = (
                 "victims.approved",
                 "escalations.approved",
                 "approval.consents",
+                "covenant.term",
+                # the evaluation reports sent: a renewal rests on one (ADR 0018)
+                "distribution.provisions",
             }
         ),
         writes=frozenset(
@@ -91,6 +95,7 @@ ACCESS: tuple[ServiceAccess, ...] = (
                 "victims.approved",
                 "escalations.approved",
                 "approval.consents",
+                "covenant.term",
                 DEAD_LETTERS,
             }
         ),
@@ -105,7 +110,13 @@ ACCESS: tuple[ServiceAccess, ...] = (
                 "victims.approved",
                 "vehicles.signals",
                 "approval.consents",  # the OM's standing consents (dagmonitor/gates.py)
+                "ingest.photos",  # persons' photos, inline in the notices (ADR 0017)
                 "distribution.provisions",
+                "covenant.term",  # renewals and early ends (ADR 0018)
+                # counted for the evaluation report, nothing else kept (ADR 0018)
+                "approval.decisions",
+                "pipeline.deadletter",
+                "retention.events",
             }
         ),
         writes=frozenset({"distribution.provisions", DEAD_LETTERS}),

@@ -90,3 +90,24 @@ def consent_scope(principal: Principal, capability: ConsentCapability) -> frozen
         if capability in CONSENT_GRANTS.get(role, ())
         and role in {a.value for a in consent_authorities(category)}
     )
+
+
+class CovenantCapability(StrEnum):
+    """What an officer can do with the covenant's term (dagmonitor/covenant.py)."""
+
+    RECORD = "record_covenant_event"  # record a renewal or an early end
+
+
+COVENANT_GRANTS: Mapping[str, frozenset[CovenantCapability]] = MappingProxyType(
+    {
+        # The OM (het bevoegd gezag) signs the covenant with the police chief and records
+        # for the parties what they decided; any authenticated officer may read the term.
+        "OM": frozenset(CovenantCapability),
+    }
+)
+"""Token role -> what it may do with the covenant's term. Unlisted roles may only read it."""
+
+
+def may(principal: Principal, capability: CovenantCapability) -> bool:
+    """Whether ``principal`` holds ``capability`` on the covenant's term."""
+    return any(capability in COVENANT_GRANTS.get(role, ()) for role in principal.roles)

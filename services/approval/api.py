@@ -9,7 +9,15 @@
 - ``POST /v1/consents``: ``{"category": "DAGMONITOR"|"VEHICLE_SIGNAL", "reference": "...",
   "valid_until": "..."}`` (``valid_until`` optional: the covenant's end) grants one (201);
 - ``POST /v1/consents/{consent_id}/revoke``: ``{"reason": "..."}`` revokes it;
+- ``GET /v1/covenant``: the covenant's term in force, its recorded renewals and early ends,
+  and the evaluation reports sent (any officer);
+- ``POST /v1/covenant/renewals``: ``{"evaluation_id"?, "reason"?}`` renews it for a year on an
+  evaluation of the ending term (201; 409 without one); ``POST /v1/covenant/end``:
+  ``{"at"?, "reason"?}`` ends it early (201). The OM's only (403 otherwise); audited.
 - ``GET /openapi.json``: the document.
+
+Outside the covenant's term the request list is empty, and viewing, deciding and granting
+answer 409 (docs/adr/0018-covenant-term.md).
 
 Consents are the OM's only (403 for any other role); each grant and revocation is audited.
 
@@ -30,6 +38,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from dagmonitor.covenant import Evaluation, Term
 from dagmonitor.gates import GateCategory
 from dagmonitor.jsonio import InputError, parse_document
 from dagmonitor.streaming import TRANSIENT_ERRORS
@@ -51,15 +60,17 @@ from services.approval.errors import (
     AuthenticationError,
     ConsentNotFound,
     ConsentRevoked,
+    CovenantRefused,
     Forbidden,
     InvalidConsent,
     InvalidTransition,
+    OutsideTerm,
     ReasonRequired,
     RequestExpired,
     RequestNotFound,
     SameOfficer,
 )
-from services.approval.store import StoredRequest
+from services.approval.store import CovenantEvent, StoredRequest
 from services.approval.workflow import Workflow
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
@@ -70,6 +81,8 @@ _BODY_FIELDS = frozenset({"decision", "reason"})
 _NOT_FOUND = "no such request"
 _GRANT_FIELDS = frozenset({"category", "reference", "valid_until"})
 _REVOKE_FIELDS = frozenset({"reason"})
+_RENEW_FIELDS = frozenset({"evaluation_id", "reason"})
+_END_FIELDS = frozenset({"at", "reason"})
 
 _log = get_logger(__name__)
 WorkflowSource = Callable[[], Workflow | None]
@@ -158,6 +171,46 @@ def consent_body(state: Consent, now: datetime) -> dict[str, Any]:
     return _json_value({**state.record(), "in_force": state.in_force(now)})
 
 
+def covenant_body(
+    term: Term,
+    events: list[CovenantEvent],
+    evaluations: list[Evaluation],
+    now: datetime,
+    tz: ZoneInfo,
+) -> dict[str, Any]:
+    """The term as the API shows it: dates, whether it runs ``now``, its last month, the
+    recorded events (who, when, on which evaluation) and the evaluations sent."""
+    return _json_value(
+        {
+            "start_date": term.start,
+            "end_date": term.end,
+            "period": term.label(),
+            "ends_at": term.ends_at(tz),
+            "ended_early_at": term.ended_at,
+            "in_term": term.in_term(now, tz),
+            "last_month_start": term.last_month_start(),
+            "days_remaining": term.days_remaining(now.astimezone(tz).date()),
+            "revision": term.revision,
+            "events": [
+                {
+                    "kind": e.kind,
+                    "end_before": e.end_before,
+                    "end_after": e.end_after,
+                    "ended_at": e.ended_at,
+                    "evaluation_id": e.evaluation_id,
+                    "recorded_by": e.actor,
+                    "recorded_at": e.occurred_at,
+                    "reason": e.reason,
+                }
+                for e in events
+            ],
+            "evaluations": [
+                {"evaluation_id": e.evaluation_id, "sent_at": e.sent_at} for e in evaluations
+            ],
+        }
+    )
+
+
 class BadRequest(Exception):
     """A malformed call; the message says precisely what is wrong."""
 
@@ -235,6 +288,39 @@ def parse_revoke(raw: bytes) -> str:
     return reason
 
 
+def _optional_text(body: dict[str, Any], field: str, max_length: int) -> str | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > max_length:
+        raise BadRequest(f"field '{field}' must be a string of at most {max_length} characters")
+    return value
+
+
+def parse_renewal(raw: bytes) -> tuple[str | None, str | None]:
+    """The evaluation id (None: the latest that counts) and reason of a renewal body."""
+    body = _object(raw or b"{}", _RENEW_FIELDS)
+    return _optional_text(body, "evaluation_id", 200), _optional_text(
+        body, "reason", MAX_REASON_LENGTH
+    )
+
+
+def parse_end(raw: bytes) -> tuple[datetime | None, str | None]:
+    """The moment (None: now) and reason of an early end."""
+    body = _object(raw or b"{}", _END_FIELDS)
+    at = _optional_text(body, "at", 40)
+    reason = _optional_text(body, "reason", MAX_REASON_LENGTH)
+    if at is None:
+        return None, reason
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        raise BadRequest("field 'at' must be an ISO 8601 date-time with an offset") from None
+    if moment.tzinfo is None:
+        raise BadRequest("field 'at' must be an ISO 8601 date-time with an offset")
+    return moment, reason
+
+
 def _status_param(request: web.Request) -> Status:
     value = request.query.get("status", "pending")
     try:
@@ -277,6 +363,9 @@ class ApprovalApi:
             web.get("/v1/consents", self._authed(self.list_consents), allow_head=False),
             web.post("/v1/consents", self._authed(self.grant_consent)),
             web.post("/v1/consents/{consent_id}/revoke", self._authed(self.revoke_consent)),
+            web.get("/v1/covenant", self._authed(self.covenant), allow_head=False),
+            web.post("/v1/covenant/renewals", self._authed(self.renew)),
+            web.post("/v1/covenant/end", self._authed(self.end_covenant)),
             web.get("/openapi.json", self.openapi, allow_head=False),
         ]
 
@@ -310,6 +399,10 @@ class ApprovalApi:
                 return error(404, "not_found", str(exc))
             except (InvalidTransition, RequestExpired, ConsentRevoked, SameOfficer) as exc:
                 return error(409, "conflict", str(exc))
+            except OutsideTerm as exc:
+                return error(409, "outside_term", str(exc))
+            except CovenantRefused as exc:
+                return error(409, "covenant_refused", str(exc))
             except TRANSIENT_ERRORS as exc:
                 _log.warning("api_backend_unavailable", error=type(exc).__name__)
                 return error(503, "unavailable", "the database is not reachable; try again")
@@ -367,3 +460,27 @@ class ApprovalApi:
             raise ConsentNotFound("no such consent")
         revoked = await workflow.revoke_consent(principal, consent_id, reason)
         return web.json_response(consent_body(revoked, workflow.now()))
+
+    async def _covenant_answer(self, workflow: Workflow, status: int = 200) -> web.Response:
+        term, events, evaluations = await workflow.covenant_status()
+        body = covenant_body(term, events, evaluations, workflow.now(), workflow.tz)
+        return web.json_response(body, status=status)
+
+    async def covenant(
+        self, _request: web.Request, _principal: Principal, workflow: Workflow
+    ) -> web.Response:
+        return await self._covenant_answer(workflow)
+
+    async def renew(
+        self, request: web.Request, principal: Principal, workflow: Workflow
+    ) -> web.Response:
+        evaluation_id, reason = parse_renewal(await request.read())
+        await workflow.renew(principal, evaluation_id, reason)
+        return await self._covenant_answer(workflow, 201)
+
+    async def end_covenant(
+        self, request: web.Request, principal: Principal, workflow: Workflow
+    ) -> web.Response:
+        at, reason = parse_end(await request.read())
+        await workflow.end_covenant(principal, at, reason)
+        return await self._covenant_answer(workflow, 201)

@@ -21,7 +21,7 @@ from services.approval.auth import TokenVerifier
 from services.approval.config import ApprovalSettings
 from services.approval.outbox import OutboxRelay
 from services.approval.store import Store
-from services.approval.workflow import Workflow
+from services.approval.workflow import PROVISIONS_TOPIC, Workflow
 
 SERVICE = "approval"
 REQUESTS_TOPIC = "approval.requests"
@@ -77,7 +77,8 @@ class ApprovalApp(ServiceParts):
         self.consumer = RecordConsumer(
             settings,
             service=SERVICE,
-            topics=[REQUESTS_TOPIC],
+            # distribution.provisions: the evaluation reports sent (a renewal rests on one).
+            topics=[REQUESTS_TOPIC, PROVISIONS_TOPIC],
             handler=workflow.receive,
             dead_letters=letters,
             group=self.group,
@@ -110,6 +111,7 @@ class ApprovalApp(ServiceParts):
                     expired = await self.workflow.expire_due()
                     if expired:
                         _log.info("requests_expired", count=expired)
+                    await self.workflow.forget_expired()
                     await self.workflow.refresh_metrics()
                 except TRANSIENT_ERRORS as exc:
                     _log.warning("sweep_failed", error=type(exc).__name__)

@@ -1,5 +1,6 @@
 """``dagmonitor approvals list|show|approve|reject|migrate``, ``dagmonitor consent
-list|grant|revoke`` (the OM's standing consents) and ``dagmonitor token``.
+list|grant|revoke`` (the OM's standing consents), ``dagmonitor covenant status|renew|end``
+(the covenant's term) and ``dagmonitor token``.
 
 The approvals verbs call the HTTP API (``DAGMONITOR_APPROVAL_API_URL``, default
 http://127.0.0.1:8083) with a bearer token from ``--token`` or ``DAGMONITOR_TOKEN``; nothing
@@ -182,6 +183,66 @@ def grant_consent(
 def revoke_consent(consent_id: str, reason: str, token: str | None, api_url: str | None) -> None:
     """Revoke a consent: from now on its category is held."""
     _print_json(asyncio.run(_client(token, api_url).revoke_consent(consent_id, reason)))
+
+
+@click.group()
+def covenant() -> None:
+    """The covenant's term: status, renewal (on an evaluation of the ending term), early end,
+    and the evaluation report (docs/adr/0018-covenant-term.md)."""
+
+
+def _print_term(body: dict[str, Any]) -> None:
+    state = "in force" if body["in_term"] else "NOT in force: nothing is provided"
+    click.echo(f"term         {body['start_date']} .. {body['end_date']} ({state})")
+    click.echo(f"period       {body['period']}, last month from {body['last_month_start']}")
+    if body["ended_early_at"]:
+        click.echo(f"ended early  {body['ended_early_at']}")
+    click.echo(f"days left    {body['days_remaining']}")
+    for event in body["events"]:
+        on = f" on evaluation {event['evaluation_id']}" if event["evaluation_id"] else ""
+        click.echo(
+            f"{event['kind'].lower():<12} {event['recorded_at'][:19]} by {event['recorded_by']}"
+            f"{on}: {event['end_before']} -> {event['end_after']}"
+        )
+    for evaluation in body["evaluations"]:
+        click.echo(f"evaluation   {evaluation['evaluation_id']} sent {evaluation['sent_at'][:19]}")
+
+
+@covenant.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+@_api_options
+def covenant_status(as_json: bool, token: str | None, api_url: str | None) -> None:
+    """The term in force, its renewals and early end, and the evaluations sent."""
+    body = asyncio.run(_client(token, api_url).covenant())
+    if as_json:
+        _print_json(body)
+    else:
+        _print_term(body)
+
+
+@covenant.command("renew")
+@click.option(
+    "--evaluation",
+    "evaluation_id",
+    default=None,
+    help="The evaluation report's provision id (default: the latest of the ending term).",
+)
+@click.option("--reason", default=None, help="The parties' decision, e.g. its reference.")
+@_api_options
+def covenant_renew(
+    evaluation_id: str | None, reason: str | None, token: str | None, api_url: str | None
+) -> None:
+    """Renew the covenant for a year; refused without an evaluation of the ending term."""
+    _print_term(asyncio.run(_client(token, api_url).renew_covenant(evaluation_id, reason)))
+
+
+@covenant.command("end")
+@click.option("--at", default=None, help="ISO 8601 date-time with offset (default: now).")
+@click.option("--reason", required=True, help="Why the parties end it (required).")
+@_api_options
+def covenant_end(at: str | None, reason: str, token: str | None, api_url: str | None) -> None:
+    """End the covenant early: from then on nothing is provided."""
+    _print_term(asyncio.run(_client(token, api_url).end_covenant(at, reason)))
 
 
 @click.command()

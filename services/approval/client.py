@@ -51,6 +51,21 @@ class ApprovalClient:
         path = f"/v1/consents/{quote(consent_id, safe='')}/revoke"
         return await self._call("POST", path, json={"reason": reason})
 
+    async def covenant(self) -> dict[str, Any]:
+        return await self._call("GET", "/v1/covenant")
+
+    async def renew_covenant(
+        self, evaluation_id: str | None = None, reason: str | None = None
+    ) -> dict[str, Any]:
+        payload = {k: v for k, v in (("evaluation_id", evaluation_id), ("reason", reason)) if v}
+        return await self._call("POST", "/v1/covenant/renewals", json=payload)
+
+    async def end_covenant(
+        self, at: str | None = None, reason: str | None = None
+    ) -> dict[str, Any]:
+        payload = {k: v for k, v in (("at", at), ("reason", reason)) if v}
+        return await self._call("POST", "/v1/covenant/end", json=payload)
+
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             async with (

@@ -6,7 +6,6 @@ Every field reads the environment variable ``DAGMONITOR_<FIELD NAME IN UPPER CAS
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -80,11 +79,6 @@ class ApprovalSettings(ServiceSettings):
         "looks for records it published but did not mark.",
     )
 
-    covenant_end_date: date | None = Field(
-        default=None,
-        description="DAGMONITOR_COVENANT_END_DATE: the covenant's last (local) day; no standing "
-        "consent may be valid beyond it. Unset: at most a year from the grant.",
-    )
     report_timezone: str = Field(
         default="Europe/Amsterdam",
         description="DAGMONITOR_REPORT_TIMEZONE: the zone the covenant's days are counted in.",

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from dagmonitor import gates
 from services.approval.domain import MAX_REASON_LENGTH, AuditAction, AuditEntry
@@ -21,8 +20,6 @@ from services.approval.errors import ConsentRevoked, InvalidConsent
 
 CONSENTS_TOPIC = "approval.consents"
 MAX_REFERENCE_LENGTH = 200
-COVENANT_TERM = timedelta(days=365)
-"""Without a configured end: "geldig tot een jaar na dagtekening", so at most a year."""
 SUPERSEDED = "superseded by consent {consent_id}"
 
 _CONSENT_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -63,14 +60,6 @@ class Consent:
             "revoked_by": self.revoked_by,
             "revoke_reason": self.revoke_reason,
         }
-
-
-def covenant_limit(now: datetime, covenant_end: date | None, tz: ZoneInfo) -> datetime:
-    """The latest ``valid_until`` a consent granted at ``now`` may have: the end of the
-    covenant's last (local) day, or a year from ``now`` when no end is configured."""
-    if covenant_end is None:
-        return now + COVENANT_TERM
-    return datetime.combine(covenant_end + timedelta(days=1), time(0), tzinfo=tz)
 
 
 def consent_category(value: object) -> gates.GateCategory:

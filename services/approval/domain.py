@@ -219,6 +219,8 @@ class Decision:
     reason: str | None
     next_role: ApproverRole | None = None
     next_step: int | None = None
+    requested_at: datetime | None = None
+    """When the request was created (its waiting time is counted in the evaluation report)."""
 
     @property
     def final(self) -> bool:
@@ -304,8 +306,12 @@ def emissions(
                 "category": decision.category.value,
                 "approver_role": decision.approver_role.value,
                 "decided_by": decision.decided_by,
-                "reason": decision.reason,
+                # An officer's free text may name the person, and a record on this delete-only
+                # topic cannot be erased: the reason stays in the approval service, beside the
+                # audit log, erased with the request's personal data (ADR 0019).
+                "reason": None,
                 "decided_at": decision.decided_at,
+                "requested_at": decision.requested_at,
             },
         )
     ]
@@ -371,6 +377,8 @@ class AuditAction(StrEnum):
     ERASURE = "erasure"  # a tombstone on approval.requests deleted the personal data
     CONSENT_GRANT = "consent_grant"  # the OM granted a standing consent
     CONSENT_REVOKE = "consent_revoke"  # the OM revoked one (or a new grant superseded it)
+    COVENANT_RENEWAL = "covenant_renewal"  # the covenant was renewed (verlenging)
+    COVENANT_END = "covenant_end"  # the parties ended it early (tussentijdse beëindiging)
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,6 +394,7 @@ class AuditEntry:
     reason: str | None = None
     consent_id: str | None = None
     approver_role: ApproverRole | None = None
+    covenant_event_id: int | None = None
 
 
 def audit_of(decision: Decision) -> AuditEntry:

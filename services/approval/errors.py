@@ -80,3 +80,12 @@ class Forbidden(ApprovalError):
 class SameOfficer(ApprovalError):
     """The officer decided an earlier step of this request's chain (409): the chain's steps
     are two checks, by two people."""
+
+
+class OutsideTerm(ApprovalError):
+    """The covenant is not in force now (409): no request is put before an officer and no
+    decision or consent is accepted (docs/adr/0018-covenant-term.md)."""
+
+
+class CovenantRefused(ApprovalError):
+    """A renewal or early end the covenant does not allow (409); the message names the rule."""

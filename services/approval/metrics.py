@@ -67,3 +67,14 @@ def set_consents_in_force(in_force: set[GateCategory]) -> None:
     """Set every consent category's cell, so a revoked or lapsed consent shows as 0."""
     for category in CONSENT_CATEGORIES:
         CONSENTS_IN_FORCE.labels(category.value).set(1 if category in in_force else 0)
+
+
+REFUSED_OUTSIDE_TERM = Counter(
+    "dagmonitor_approval_refused_outside_term_total",
+    "Views, decisions and consent grants refused because the covenant is not in force.",
+)
+COVENANT_EVENTS = Counter(
+    "dagmonitor_covenant_events_total",
+    "Renewals and early ends of the covenant recorded, and renewals refused, by outcome.",
+    ["outcome"],
+)

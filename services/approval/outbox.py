@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from aiokafka import ConsumerRecord
 
 from dagmonitor import deletion
+from dagmonitor.covenant import TERM_TOPIC
 from dagmonitor.deletion import Deletion
 from dagmonitor.outbox_relay import (
     Outbound,
@@ -36,6 +37,7 @@ RELAY_TOPICS: tuple[str, ...] = (
     DECISIONS_TOPIC,
     *sorted(set(APPROVED_TOPIC.values())),
     CONSENTS_TOPIC,
+    TERM_TOPIC,
 )
 """Every topic the outbox publishes to (and recovery reads back)."""
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import asyncpg
 
+from dagmonitor.covenant import Evaluation, Term, TermEvent
 from dagmonitor.gates import GateCategory
 from services.approval.consent import Consent
 from services.approval.domain import (
     AGE_BUCKETS,
+    SYSTEM_ACTOR,
     ApprovalRequest,
     ApproverRole,
     AuditEntry,
@@ -78,6 +80,7 @@ class OutboxEntry:
     payload: bytes | None
     """None: a tombstone (a withdrawal retracting an approved payload)."""
     consent_id: str | None = None
+    covenant_event_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,39 @@ def _consent(row: asyncpg.Record) -> Consent:
         revoked_by=row["revoked_by"],
         revoke_reason=row["revoke_reason"],
     )
+
+
+_EVENT_COLUMNS = """kind, covenant_start, end_after, period_start, ended_at, revision,
+    evaluation_id"""
+
+
+def _term(row: asyncpg.Record | None) -> Term | None:
+    if row is None:
+        return None
+    return Term(
+        start=row["covenant_start"],
+        end=row["end_after"],
+        period_start=row["period_start"],
+        ended_at=row["ended_at"],
+        revision=row["revision"],
+        event=TermEvent(row["kind"]),
+        evaluation_id=row["evaluation_id"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CovenantEvent:
+    """A recorded renewal or early end, as ``dagmonitor covenant status`` lists it."""
+
+    id: int
+    kind: str
+    end_before: date
+    end_after: date
+    ended_at: datetime | None
+    evaluation_id: str | None
+    actor: str
+    occurred_at: datetime
+    reason: str | None
 
 
 def _roles(scope: Collection[ApproverRole]) -> list[str]:
@@ -213,27 +249,96 @@ class Transaction:
         await self.conn.execute("DELETE FROM requests WHERE request_id = $1", request_id)
 
     async def append_audit(self, entry: AuditEntry) -> None:
-        await self.conn.execute(
+        """Append an audit row; an officer's free text goes to ``audit_reasons`` beside it
+        (erased with the request's personal data), the system's fixed texts stay in it."""
+        officer_text = entry.reason if entry.actor != SYSTEM_ACTOR else None
+        audit_id = await self.conn.fetchval(
             "INSERT INTO audit_log (occurred_at, actor, action, request_id, outcome, reason, "
-            "consent_id, approver_role) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "consent_id, approver_role, covenant_event_id) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
             entry.occurred_at,
             entry.actor,
             entry.action.value,
             entry.request_id,
             entry.outcome.value if entry.outcome is not None else None,
-            entry.reason,
+            entry.reason if officer_text is None else None,
             entry.consent_id,
             entry.approver_role.value if entry.approver_role is not None else None,
+            entry.covenant_event_id,
+        )
+        if officer_text:
+            await self.conn.execute(
+                "INSERT INTO audit_reasons (audit_id, request_id, reason) VALUES ($1, $2, $3)",
+                audit_id,
+                entry.request_id,
+                officer_text,
+            )
+
+    async def erase_reasons(self, request_id: str) -> None:
+        """Forget the free text about a request: the officers' reasons (the decision stays)."""
+        await self.conn.execute("DELETE FROM audit_reasons WHERE request_id = $1", request_id)
+        await self.conn.execute(
+            "UPDATE requests SET reason = NULL WHERE request_id = $1 AND reason IS NOT NULL",
+            request_id,
         )
 
     async def add_outbox(self, entries: Sequence[OutboxEntry]) -> None:
         await self.conn.executemany(
-            "INSERT INTO outbox (request_id, topic, record_key, payload, tombstone, consent_id) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO outbox (request_id, topic, record_key, payload, tombstone, consent_id, "
+            "covenant_event_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             [
-                (e.request_id, e.topic, e.key, e.payload, e.payload is None, e.consent_id)
+                (
+                    e.request_id,
+                    e.topic,
+                    e.key,
+                    e.payload,
+                    e.payload is None,
+                    e.consent_id,
+                    e.covenant_event_id,
+                )
                 for e in entries
             ],
+        )
+
+    # -- the covenant's term (dagmonitor/covenant.py) ----------------------------------------
+
+    async def lock_covenant(self, start: date) -> None:
+        """Serialise renewals and ends of one covenant until the transaction ends."""
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('dagmonitor-covenant:' || $1))",
+            start.isoformat(),
+        )
+
+    async def recorded_term(self, start: date) -> Term | None:
+        return _term(
+            await self.conn.fetchrow(
+                f"SELECT {_EVENT_COLUMNS} FROM covenant_events WHERE covenant_start = $1 "
+                "ORDER BY revision DESC LIMIT 1",
+                start,
+            )
+        )
+
+    async def insert_covenant_event(
+        self, term: Term, *, end_before: date, actor: str, now: datetime, reason: str | None
+    ) -> int:
+        """Record the event that made ``term``; returns its id."""
+        return int(
+            await self.conn.fetchval(
+                "INSERT INTO covenant_events (kind, covenant_start, end_before, end_after, "
+                "period_start, ended_at, revision, evaluation_id, actor, occurred_at, reason) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                term.event.value,
+                term.start,
+                end_before,
+                term.end,
+                term.current_period_start,
+                term.ended_at,
+                term.revision,
+                term.evaluation_id,
+                actor,
+                now,
+                reason,
+            )
         )
 
     # -- standing consents (services/approval/consent.py) ------------------------------------
@@ -353,6 +458,41 @@ class Store:
         )
         return [_request(row) for row in rows]
 
+    async def recorded_term(self, start: date) -> Term | None:
+        """The covenant's term after its recorded events (None: none recorded)."""
+        async with self.transaction() as tx:
+            return await tx.recorded_term(start)
+
+    async def covenant_events(self, start: date) -> list[CovenantEvent]:
+        """The covenant's recorded renewals and early ends, oldest first."""
+        rows = await self.pool.fetch(
+            "SELECT id, kind, end_before, end_after, ended_at, evaluation_id, actor, "
+            "occurred_at, reason FROM covenant_events WHERE covenant_start = $1 ORDER BY revision",
+            start,
+        )
+        return [CovenantEvent(**dict(row)) for row in rows]
+
+    async def record_evaluation(self, evaluation: Evaluation, recipient_role: str) -> bool:
+        """Note an evaluation report that was sent; False when known already."""
+        status = await self.pool.execute(
+            "INSERT INTO covenant_evaluations (evaluation_id, covenant_start, recipient_role, "
+            "sent_at) VALUES ($1, $2, $3, $4) ON CONFLICT (evaluation_id) DO NOTHING",
+            evaluation.evaluation_id,
+            evaluation.covenant_start,
+            recipient_role,
+            evaluation.sent_at,
+        )
+        return status != "INSERT 0 0"
+
+    async def evaluations(self, start: date) -> list[Evaluation]:
+        """The evaluation reports sent for the covenant starting on ``start``."""
+        rows = await self.pool.fetch(
+            "SELECT evaluation_id, covenant_start, sent_at FROM covenant_evaluations "
+            "WHERE covenant_start = $1 ORDER BY sent_at",
+            start,
+        )
+        return [Evaluation(r["evaluation_id"], r["covenant_start"], r["sent_at"]) for r in rows]
+
     async def list_consents(self, categories: Collection[GateCategory]) -> list[Consent]:
         """The consents of ``categories``, newest grant first (revoked ones included)."""
         if not categories:
@@ -363,6 +503,32 @@ class Store:
             [c.value for c in categories],
         )
         return [_consent(row) for row in rows]
+
+    async def forget_expired(self, cutoff: datetime) -> dict[str, int]:
+        """The backstop behind the retention sweep (ADR 0019): requests created before
+        ``cutoff`` lose their personal data and the officers' free text, and published outbox
+        rows before it go. The audit log keeps its rows. Returns rows changed per table."""
+        statements = {
+            "request_subjects": (
+                "DELETE FROM request_subjects s USING requests r "
+                "WHERE r.request_id = s.request_id AND r.created_at < $1"
+            ),
+            "audit_reasons": (
+                "DELETE FROM audit_reasons x USING audit_log a "
+                "WHERE a.id = x.audit_id AND a.occurred_at < $1"
+            ),
+            "requests": (
+                "UPDATE requests SET reason = NULL WHERE created_at < $1 AND reason IS NOT NULL"
+            ),
+            "outbox": "DELETE FROM outbox WHERE published_at < $1",
+        }
+        changed: dict[str, int] = {}
+        async with self.pool.acquire() as conn, conn.transaction():
+            for table, sql in statements.items():
+                count = int((await conn.execute(sql, cutoff)).split()[-1])
+                if count:
+                    changed[table] = count
+        return changed
 
     async def pending_counts(self, now: datetime) -> dict[tuple[ApproverRole, str], int]:
         """Pending requests per (approver role, age bucket label)."""

@@ -15,24 +15,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dagmonitor import deletion, topics
+from dagmonitor import covenant, deletion, topics
 from dagmonitor.clock import Clock, utc_now
-from dagmonitor.codec import APPROVAL_REQUEST, CONSENT, Codec, default_codec
+from dagmonitor.codec import APPROVAL_REQUEST, CONSENT, COVENANT_TERM, Codec, default_codec
+from dagmonitor.covenant import CovenantRuleBroken, Evaluation, Term
 from dagmonitor.deletion import Deletion
 from dagmonitor.gates import CONSENT_CATEGORIES, GateCategory
 from dagmonitor.rejection import Reason, RecordRejected
 from dagmonitor.streaming import Incoming
-from dagmonitor.telemetry import get_logger
+from dagmonitor.telemetry import COVENANT_IN_TERM, get_logger
 from services.approval import consent, domain, metrics
 from services.approval.access import (
     Capability,
     ConsentCapability,
+    CovenantCapability,
     Principal,
     consent_scope,
+    may,
     scope,
 )
 from services.approval.config import ApprovalSettings
@@ -48,13 +52,15 @@ from services.approval.domain import (
 from services.approval.errors import (
     ApprovalError,
     ConsentNotFound,
+    CovenantRefused,
     Forbidden,
     InvalidRequest,
+    OutsideTerm,
     RequestExpired,
     RequestNotFound,
     SameOfficer,
 )
-from services.approval.store import OutboxEntry, Store, StoredRequest, Transaction
+from services.approval.store import CovenantEvent, OutboxEntry, Store, StoredRequest, Transaction
 
 _log = get_logger(__name__)
 
@@ -64,6 +70,9 @@ ERASURE_REASONS = {
 }
 """The audit row's reason of an erasure, by why the tombstone was written."""
 RETRACTED = "; approved payload retracted"
+PROVISIONS_TOPIC = "distribution.provisions"
+"""Read for the evaluation reports the distributor sent (a renewal rests on one)."""
+NOT_IN_TERM = "the covenant is not in force: nothing is put before officers or decided"
 
 
 class Workflow:
@@ -84,7 +93,7 @@ class Workflow:
         self._on_outbox = on_outbox
         self.expiry = timedelta(days=settings.approval_expiry_days)
         self.escalation_valid = timedelta(days=settings.approval_escalation_valid_days)
-        self._covenant_end = settings.covenant_end_date
+        self._configured = settings.covenant_term
         self._tz = ZoneInfo(settings.report_timezone)
 
     # -- intake ------------------------------------------------------------------------------
@@ -95,6 +104,9 @@ class Workflow:
         A request is stored once (a redelivery changes nothing); a tombstone deletes the
         request's personal data; a request breaking the contract is dead-lettered.
         """
+        if incoming.topic == PROVISIONS_TOPIC:
+            await self._note_evaluation(incoming)
+            return
         if incoming.key is None:
             raise RecordRejected(Reason.INVALID_FIELD, "approval request without a key")
         if incoming.value is None:
@@ -134,6 +146,7 @@ class Workflow:
                 await tx.delete_request(request_id)
             else:
                 await tx.delete_subject(request_id)
+            await tx.erase_reasons(request_id)
             if reason is Deletion.WITHDRAWN and stored.status is Status.APPROVED:
                 retract = domain.retraction(request_id, stored.category)
             if retract is not None:
@@ -166,7 +179,10 @@ class Workflow:
     async def list_requests(
         self, principal: Principal, status: Status, limit: int
     ) -> list[StoredRequest]:
-        """Summaries of the requests in ``status`` that ``principal`` may see."""
+        """Summaries of the requests in ``status`` that ``principal`` may see; none while the
+        covenant is not in force (no request reaches an officer)."""
+        if not await self.in_term():
+            return []
         return await self.store.list_requests(status, scope(principal, Capability.LIST), limit)
 
     async def view(
@@ -174,8 +190,10 @@ class Workflow:
     ) -> tuple[StoredRequest, dict[str, Any] | None]:
         """A request with its personal data (None once deleted), for review; audited.
 
-        Raises RequestNotFound when it does not exist or lies outside the caller's scope.
+        Raises RequestNotFound when it does not exist or lies outside the caller's scope, and
+        OutsideTerm while the covenant is not in force.
         """
+        await self._require_term()
         now = self._clock()
         async with self.store.transaction() as tx:
             stored = await tx.get_request(
@@ -201,6 +219,7 @@ class Workflow:
         """
         if action is Action.EXPIRE:
             raise ValueError("expiry is the system's, not an officer's")
+        await self._require_term()
         now = self._clock()
         expired: Decision | None = None
         async with self.store.transaction() as tx:
@@ -246,8 +265,17 @@ class Workflow:
             if len(decisions) < batch:
                 return total
 
+    async def forget_expired(self) -> dict[str, int]:
+        """What this schema holds about requests older than the covenant's maximum goes, by
+        this service's clock (``Store.forget_expired``), behind the retention sweep."""
+        changed = await self.store.forget_expired(self._clock() - deletion.MAX_RETENTION)
+        if changed:
+            _log.info("expired_rows_forgotten", **changed)
+        return changed
+
     async def refresh_metrics(self) -> None:
-        """Update the pending-requests and outbox gauges."""
+        """Update the pending-requests, outbox, consent and term gauges."""
+        await self.in_term()
         metrics.set_pending(await self.store.pending_counts(self._clock()))
         backlog, oldest = await self.store.outbox_backlog()
         metrics.OUTBOX_BACKLOG.set(backlog)
@@ -289,6 +317,7 @@ class Workflow:
         """
         if category not in consent_scope(principal, ConsentCapability.GRANT):
             raise Forbidden("only the OM may grant a standing consent")
+        await self._require_term()
         now = self._clock()
         granted = consent.grant(
             consent_id=f"consent-{uuid.uuid4().hex}",
@@ -297,7 +326,7 @@ class Workflow:
             valid_until=valid_until,
             actor=principal.sub,
             now=now,
-            limit=consent.covenant_limit(now, self._covenant_end, self._tz),
+            limit=(await self.term()).ends_at(self._tz),  # never beyond the covenant's end
         )
         audits = []
         async with self.store.transaction() as tx:
@@ -361,6 +390,148 @@ class Workflow:
             )
         self._on_outbox()
 
+    # -- the covenant's term (dagmonitor/covenant.py, ADR 0018) -------------------------------
+
+    async def term(self) -> Term:
+        """The term in force: the configured one changed by the recorded events."""
+        recorded = await self.store.recorded_term(self._configured.start)
+        return covenant.current_term(self._configured, recorded)
+
+    async def in_term(self) -> bool:
+        in_term = (await self.term()).in_term(self._clock(), self._tz)
+        COVENANT_IN_TERM.labels("approval").set(1 if in_term else 0)
+        return in_term
+
+    async def _require_term(self) -> None:
+        if not await self.in_term():
+            metrics.REFUSED_OUTSIDE_TERM.inc()
+            raise OutsideTerm(NOT_IN_TERM)
+
+    async def covenant_status(self) -> tuple[Term, list[CovenantEvent], list[Evaluation]]:
+        """The term in force, its recorded events and the evaluation reports sent."""
+        start = self._configured.start
+        return (
+            await self.term(),
+            await self.store.covenant_events(start),
+            await self.store.evaluations(start),
+        )
+
+    async def renew(
+        self, principal: Principal, evaluation_id: str | None, reason: str | None
+    ) -> Term:
+        """Renew the covenant for a year on an evaluation of the ending term (the one named,
+        or the latest that counts). Audited and published in one transaction.
+
+        Raises Forbidden (not a role that records covenant events) or CovenantRefused (no
+        evaluation of the ending term sent in its last month, ended early, not in force).
+        """
+        if not may(principal, CovenantCapability.RECORD):
+            raise Forbidden("only the OM records a renewal of the covenant")
+        now = self._clock()
+        evaluations = await self.store.evaluations(self._configured.start)
+        async with self.store.transaction() as tx:
+            await tx.lock_covenant(self._configured.start)
+            before = covenant.current_term(
+                self._configured, await tx.recorded_term(self._configured.start)
+            )
+            if evaluation_id is None:
+                chosen = covenant.evaluation_of_ending_term(before, evaluations, self._tz)
+            else:
+                chosen = next((e for e in evaluations if e.evaluation_id == evaluation_id), None)
+            try:
+                after = covenant.renew(before, chosen, now, self._tz)
+            except CovenantRuleBroken as exc:
+                metrics.COVENANT_EVENTS.labels("renewal_refused").inc()
+                raise CovenantRefused(str(exc)) from None
+            await self._record_event(tx, before, after, principal, now, reason)
+        metrics.COVENANT_EVENTS.labels("renewal").inc()
+        _log.info("covenant_renewed", end=after.end.isoformat(), evaluation=after.evaluation_id)
+        self._on_outbox()
+        return after
+
+    async def end_covenant(
+        self, principal: Principal, at: datetime | None, reason: str | None
+    ) -> Term:
+        """End the covenant early at ``at`` (default: now). Audited and published.
+
+        Raises Forbidden or CovenantRefused (not in force then, or ``at`` in the past).
+        """
+        if not may(principal, CovenantCapability.RECORD):
+            raise Forbidden("only the OM records an early end of the covenant")
+        now = self._clock()
+        async with self.store.transaction() as tx:
+            await tx.lock_covenant(self._configured.start)
+            before = covenant.current_term(
+                self._configured, await tx.recorded_term(self._configured.start)
+            )
+            try:
+                after = covenant.end_early(before, at, now, self._tz)
+            except CovenantRuleBroken as exc:
+                raise CovenantRefused(str(exc)) from None
+            await self._record_event(tx, before, after, principal, now, reason)
+        metrics.COVENANT_EVENTS.labels("early_end").inc()
+        _log.info("covenant_ended", at=after.ends_at(self._tz).isoformat())
+        self._on_outbox()
+        return after
+
+    async def _record_event(
+        self,
+        tx: Transaction,
+        before: Term,
+        after: Term,
+        principal: Principal,
+        now: datetime,
+        reason: str | None,
+    ) -> None:
+        reason = domain.normalise_reason(reason)
+        event_id = await tx.insert_covenant_event(
+            after, end_before=before.end, actor=principal.sub, now=now, reason=reason
+        )
+        renewal = after.event is covenant.TermEvent.RENEWAL
+        await tx.append_audit(
+            AuditEntry(
+                principal.sub,
+                AuditAction.COVENANT_RENEWAL if renewal else AuditAction.COVENANT_END,
+                None,
+                now,
+                reason=(
+                    f"renewed to {after.end.isoformat()} on evaluation {after.evaluation_id}"
+                    if renewal
+                    else f"ended at {after.ends_at(self._tz).isoformat()}"
+                )
+                + (f": {reason}" if reason else ""),
+                covenant_event_id=event_id,
+            )
+        )
+        await tx.add_outbox(
+            [
+                OutboxEntry(
+                    None,
+                    covenant.TERM_TOPIC,
+                    after.start.isoformat(),
+                    self._codec.encode(COVENANT_TERM, after.record(now)),
+                    covenant_event_id=event_id,
+                )
+            ]
+        )
+
+    async def _note_evaluation(self, incoming: Incoming) -> None:
+        """Keep an evaluation report the distributor sent (a renewal may rest on it); other
+        provisions are not this service's business and are skipped."""
+        value = incoming.value
+        if value is None or value.get("category") != covenant.EVALUATION_CATEGORY:
+            return
+        refs = [r for r in value.get("record_keys", []) if r.get("topic") == covenant.TERM_TOPIC]
+        try:
+            start = date.fromisoformat(refs[0]["key"])
+        except (IndexError, ValueError):
+            raise RecordRejected(
+                Reason.INVALID_FIELD, "evaluation provision without its covenant"
+            ) from None
+        evaluation = Evaluation(value["provision_id"], start, value["sent_at"])
+        if await self.store.record_evaluation(evaluation, value["recipient_role"]):
+            _log.info("covenant_evaluation_noted", evaluation=evaluation.evaluation_id)
+
     # -- inside the transaction ----------------------------------------------------------------
 
     async def _commit(self, tx: Transaction, decision: Decision, stored: StoredRequest) -> None:
@@ -371,6 +542,7 @@ class Workflow:
                 raise ApprovalError("an approved request has no stored data to publish")
             record = self._codec.decode(stored.raw, expect=APPROVAL_REQUEST).record
             request = domain.parse_request(record)
+        decision = replace(decision, requested_at=stored.created_at)
         emitted = domain.emissions(decision, request, escalation_valid=self.escalation_valid)
         await tx.record_decision(decision)
         await tx.append_audit(domain.audit_of(decision))

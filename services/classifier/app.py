@@ -86,6 +86,12 @@ E35_TOPIC = "e35-by-postcode"
 _log = get_logger(__name__)
 
 
+@functools.cache
+def _dropped(reason: str) -> Any:
+    """The dropped-records counter of one reason (labels() per record costs a lock and a key)."""
+    return RECORDS_DROPPED.labels(SERVICE, reason)
+
+
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -171,15 +177,25 @@ class Classifier(ProcessorService):
 
     async def _send(self, batch: Batch, outputs: list[Output]) -> None:
         """Queue outputs, encoded with their topic's schema."""
+        headers = inject_trace_headers()  # one span per record: the same for all its outputs
         for output in outputs:
-            schema = topics.get(output.topic).schema
+            physical, schema, produced = self._output_topic(output.topic)
             await batch.send(
-                self.settings.topic(output.topic),
+                physical,
                 output.key.encode("utf-8"),
                 self.codec.encode(schema, output.value),
-                inject_trace_headers(),
+                headers,
             )
-            RECORDS_OUT.labels(SERVICE, output.topic).inc()
+            produced.inc()
+
+    @functools.cache  # noqa: B019 - one classifier per process; a handful of topics
+    def _output_topic(self, topic: str) -> tuple[str, str, Any]:
+        """An output topic's physical name, value schema and records-out counter."""
+        return (
+            self.settings.topic(topic),
+            topics.get(topic).schema,
+            RECORDS_OUT.labels(SERVICE, topic),
+        )
 
     async def _tombstone(self, batch: Batch, refs: Iterable[versions.Ref]) -> None:
         for topic, key in refs:
@@ -203,10 +219,10 @@ class Classifier(ProcessorService):
         """Carry out the plan for one record of ``key`` (``decision`` and ``emit`` None for a
         tombstone): retract, produce the new outputs (``emit``), then update ``table``."""
         if step.stale:
-            RECORDS_DROPPED.labels(SERVICE, "stale_version").inc()
+            _dropped("stale_version").inc()
             return
         if decision is not None and not decision.shared:
-            RECORDS_DROPPED.labels(SERVICE, decision.reason or "dropped").inc()
+            _dropped(decision.reason or "dropped").inc()
         await self._tombstone(batch, step.tombstones)
         if step.retract_e35:
             area = escalation.area_of(step.retract_e35, self.area)

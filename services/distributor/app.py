@@ -90,7 +90,11 @@ class Distributor(ServiceParts):
             on_stored=self.sender.wake.set,
         )
         self.scheduler = Scheduler(
-            self.dispatcher, settings, clock=self._clock, completeness=Completeness(settings)
+            self.dispatcher,
+            settings,
+            clock=self._clock,
+            completeness=Completeness(settings),
+            term=self.sender.term,
         )
         letters = DeadLetters(self.producer, service=SERVICE, topic_prefix=settings.topic_prefix)
         self.consumer = RecordConsumer(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import click
 
@@ -34,7 +35,9 @@ def _run(kind: str, day: datetime | None) -> None:
         f"{run.published} provision(s) published"
     )
     if run.blocked:
-        click.echo("not sent: the covenant has expired (DAGMONITOR_COVENANT_END_DATE)", err=True)
+        click.echo(
+            "not sent: the covenant is not in force (`dagmonitor covenant status`)", err=True
+        )
     if not run.complete:
         click.echo("some mails are not sent; they stay in the outbox", err=True)
         sys.exit(1)
@@ -52,6 +55,29 @@ def daily(day: datetime | None) -> None:
 def hotspots(day: datetime | None) -> None:
     """The cumulative Dagmonitor (hotspots) of the 14 days ending with the date."""
     _run("hotspots", day)
+
+
+@click.command("evaluation")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the report (HTML, text, CSV, chart) to this folder instead of sending it.",
+)
+def evaluation(out_dir: Path | None) -> None:
+    """The covenant's evaluation report of the current term (ADR 0018): written to a folder,
+    or (without --out) mailed to the entitled roles and registered, as the scheduler does at
+    the start of the term's last month. Idempotent: nobody receives it twice per term."""
+    from services.distributor.config import DistributorSettings
+    from services.distributor.ondemand import evaluation_files
+
+    if out_dir is not None:
+        settings = DistributorSettings.load()
+        for path in asyncio.run(evaluation_files(settings, out_dir)):
+            click.echo(str(path))
+        return
+    _run("evaluation", None)
 
 
 @report.command("retry")

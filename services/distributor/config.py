@@ -8,7 +8,8 @@ Environment variables (prefix ``DAGMONITOR_``), besides the shared ones:
 - ``DAGMONITOR_DAILY_REPORT_TIME`` (``07:00``), ``DAGMONITOR_REPORT_TIMEZONE``
   (``Europe/Amsterdam``), ``DAGMONITOR_HOTSPOTS_ANCHOR_DATE`` (a day the bi-weekly report runs;
   it runs every 14 days from there), ``DAGMONITOR_NOTICE_INTERVAL_SECONDS`` (900).
-- ``DAGMONITOR_COVENANT_END_DATE``: the last day (local) on which anything may be provided.
+- ``DAGMONITOR_COVENANT_START_DATE`` / ``DAGMONITOR_COVENANT_END_DATE`` (required, every
+  service): the covenant's term; outside it no mail leaves (docs/adr/0018-covenant-term.md).
 - ``DAGMONITOR_SMTP_ALLOW_PLAINTEXT``: ``true`` only for a local sink; otherwise the SMTP URL
   must carry credentials and the connection must be TLS (``smtps://``) or STARTTLS
   (``smtp://``). ``DAGMONITOR_SMTP_CA_FILE`` trusts an extra CA (e.g. a test certificate).
@@ -70,8 +71,24 @@ class DistributorSettings(ServiceSettings):
     hotspots_anchor_date: date = Field(
         default=date(2026, 1, 5), description="A run day of the bi-weekly hotspot report."
     )
-    hotspots_chart_top: int = Field(default=15, ge=1, le=50)
+    hotspots_chart_top: int = Field(
+        default=15,
+        ge=1,
+        le=50,
+        description="How many ranks of places (PC6 and PC4) the hotspot report and its chart list.",
+    )
+    hotspots_min_count: int = Field(
+        default=2, ge=1, description="Incidents a place needs in the period to rank as a hotspot."
+    )
     notice_interval_seconds: float = Field(default=900.0, gt=0)
+    photo_unclaimed_days: int = Field(
+        default=14,
+        ge=1,
+        description=(
+            "Days a photo no notice refers to is kept (a request still pending, rejected or "
+            "never made); a photo a notice refers to goes with that notice (ADR 0017)."
+        ),
+    )
     report_complete_wait_seconds: float = Field(
         default=900.0,
         ge=0,
@@ -90,10 +107,6 @@ class DistributorSettings(ServiceSettings):
         ge=1,
         le=31,
         description="How many days back a day's changes still go out as a supplement.",
-    )
-
-    covenant_end_date: date | None = Field(
-        default=None, description="Last local day on which data may be provided."
     )
 
     smtp_allow_plaintext: bool = False
@@ -198,8 +211,7 @@ class DistributorSettings(ServiceSettings):
             },
             "daily_report_time": self.daily_report_time.isoformat(),
             "report_timezone": self.report_timezone,
-            "covenant_end_date": self.covenant_end_date.isoformat()
-            if self.covenant_end_date
-            else None,
+            "covenant_start_date": self.covenant_start_date.isoformat(),
+            "covenant_end_date": self.covenant_end_date.isoformat(),
             "smtp_allow_plaintext": self.smtp_allow_plaintext,
         }

@@ -40,6 +40,8 @@ GATE_OF: Mapping[Category, tuple[GateCategory, ...]] = MappingProxyType(
         Category.PERSON_NOTICE: (GateCategory.SUSPECT, GateCategory.PERSON_OF_INTEREST),
         Category.VICTIM_NOTICE: (GateCategory.VICTIM,),
         Category.VEHICLE_NOTICE: (GateCategory.VEHICLE_SIGNAL,),
+        # Counts of the pipeline's own working, no police data: no gate (ADR 0018).
+        Category.COVENANT_EVALUATION: (),
     }
 )
 """The gate-table rows each provision category passes (supplements are daily reports)."""

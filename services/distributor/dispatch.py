@@ -16,11 +16,15 @@ from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dagmonitor import deletion
 from dagmonitor.clock import Checkpoint, Clock, day_bounds, local_date, no_checkpoint, utc_now
+from dagmonitor.covenant import Term
 from dagmonitor.telemetry import get_logger
 from services.distributor.config import DistributorSettings
 from services.distributor.consents import ConsentGate
+from services.distributor.covenant import CovenantStore
 from services.distributor.entitlements import Category, Recipient, Role, entitled_recipients
+from services.distributor.evaluation import EvaluationReport
 from services.distributor.metrics import (
     RENDER_SECONDS,
     REPORTS_PROVISIONAL,
@@ -36,7 +40,9 @@ from services.distributor.rendering import (
     RecordRef,
     Rendered,
     Withdrawn,
+    evaluation_period,
     render_daily,
+    render_evaluation,
     render_hotspots,
     render_notices,
     render_supplement,
@@ -294,6 +300,34 @@ class Dispatcher:
             len(changes.new) + len(changes.changed),
         )
 
+    async def build_evaluation(self, term: Term) -> EvaluationReport:
+        """The evaluation report of ``term``'s current period up to now (ADR 0018)."""
+        tz = self._settings.tz
+        start = day_bounds(term.current_period_start, tz)[0]
+        now = self._clock()
+        end = min(now, term.ends_at(tz))
+        store = CovenantStore(self._store.pool)
+        return await store.evaluation_report(
+            term, start, end, self._settings.report_timezone, generated_on=local_date(now, tz)
+        )
+
+    async def ensure_evaluation(self, term: Term) -> Outcome:
+        """The evaluation report of ``term`` for every entitled recipient lacking it: once
+        per period (the scheduler calls it from the start of the term's last month)."""
+        category = Category.COVENANT_EVALUATION
+        period = evaluation_period(term)
+        recipients = self._recipients(category)
+        todo = await self._missing(Kind.EVALUATION, period, recipients)
+        if not todo:
+            return Outcome(Kind.EVALUATION, period, category, len(recipients), 0)
+        report = await self.build_evaluation(term)
+        rendered = await asyncio.to_thread(
+            render_evaluation, report, cid_domain=self._settings.message_id_domain
+        )
+        stored = await self._store_rendered(self._address_all(rendered, todo))
+        _log.info("report_stored", kind=Kind.EVALUATION, period=period, recipients=stored)
+        return Outcome(Kind.EVALUATION, period, category, len(recipients), stored)
+
     async def ensure_hotspots(self, last_day: date, gate: Gate = None) -> Outcome:
         """The cumulative Dagmonitor of the 14 local days ending with ``last_day``."""
         category = Category.HOTSPOTS
@@ -306,7 +340,10 @@ class Dispatcher:
             return Outcome(Kind.HOTSPOTS, period.label(), category, len(recipients), 0)  # held
         provisional = not await _passed(gate, Kind.HOTSPOTS)
         counts = await self._store.postcode_counts(*period.bounds(self._settings.tz))
-        messages = await asyncio.to_thread(self._render_hotspots, period, counts, todo, provisional)
+        previous = await self._store.postcode_counts(*period.previous().bounds(self._settings.tz))
+        messages = await asyncio.to_thread(
+            self._render_hotspots, period, counts, previous, todo, provisional
+        )
         stored = await self._store_rendered(messages)
         total = sum(c.count for c in counts)
         _log.info(
@@ -322,6 +359,7 @@ class Dispatcher:
         self,
         period: Period,
         counts: list[PostcodeCount],
+        previous: list[PostcodeCount],
         todo: list[Recipient],
         provisional: bool,
     ) -> list[OutboxMessage]:
@@ -332,6 +370,8 @@ class Dispatcher:
             top=self._settings.hotspots_chart_top,
             cid_domain=self._settings.message_id_domain,
             provisional=provisional,
+            previous=previous,
+            min_count=self._settings.hotspots_min_count,
         )
         messages = self._address_all(rendered, todo)
         RENDER_SECONDS.labels(Kind.HOTSPOTS).observe(time.perf_counter() - started)
@@ -345,6 +385,7 @@ class Dispatcher:
         """
         outcomes = []
         today = local_date(self._clock(), self._settings.tz)
+        await self._store.forget_unclaimed_photos(self._settings.photo_unclaimed_days)
         for category, (_topic, to_item) in NOTICE_SOURCES.items():
             waiting = await self._store.unbatched_notices(category.value)
             if not waiting or not await self.consents.passes(category, Kind.NOTICE):  # held
@@ -355,7 +396,13 @@ class Dispatcher:
             refs = [ref for ref, _ in waiting]
             batch_id = notice_batch_id(category, today, refs)
             items = [(ref, to_item(value, self._settings.tz)) for ref, value in waiting]
-            rendered = render_notices(category, batch_id, items)
+            rendered = render_notices(
+                category,
+                batch_id,
+                items,
+                await self._store.photos([i.photo_id for _, i in items if i.photo_id]),
+                cid_domain=self._settings.message_id_domain,
+            )
             messages = self._address_all(rendered, recipients)
             stored = await self._store_rendered(messages, batch=(batch_id, refs))
             _log.info(
@@ -381,12 +428,26 @@ class Dispatcher:
                 refs = [ref for ref, _ in records]
                 remade_id = f"{batch_id}.{notice_batch_id(category, date.min, refs)[-16:]}"
                 items = [(ref, to_item(value, self._settings.tz)) for ref, value in records]
-                rendered = render_notices(category, remade_id, items)
+                rendered = render_notices(
+                    category,
+                    remade_id,
+                    items,
+                    await self._store.photos([i.photo_id for _, i in items if i.photo_id]),
+                    cid_domain=self._settings.message_id_domain,
+                )
                 messages = self._address_all(rendered, [Recipient(Role(role), address_)])
                 stored = await self._store_rendered(messages)
                 outcomes.append(Outcome(Kind.NOTICE, remade_id, category, 1, stored, len(records)))
             await self._store.notice_remade(batch_id, address_)
         return outcomes
+
+    async def forget_expired(self) -> dict[str, int]:
+        """The backstop behind the retention sweep: what this schema holds longer than the
+        covenant's maximum goes or loses its keys (``Store.forget_expired``)."""
+        changed = await self._store.forget_expired(self._clock(), deletion.MAX_RETENTION)
+        if changed:
+            _log.info("expired_rows_forgotten", **changed)
+        return changed
 
     async def ensure_withdrawals(self) -> list[Outcome]:
         """Withdrawal notices (``Intrekking verstrekking``) for records the police withdrew.

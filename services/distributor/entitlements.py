@@ -40,6 +40,7 @@ class Category(StrEnum):
     PERSON_NOTICE = "person_notice"
     VICTIM_NOTICE = "victim_notice"
     VEHICLE_NOTICE = "vehicle_notice"
+    COVENANT_EVALUATION = "covenant_evaluation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,20 @@ ENTITLEMENTS: Mapping[Category, Entitlement] = MappingProxyType(
             "op te sporen.",
             rationale="Supervisors on the street spot the plates, reached through their team "
             "leader; no other role has a task that needs plates.",
+        ),
+        Category.COVENANT_EVALUATION: Entitlement(
+            Category.COVENANT_EVALUATION,
+            _ALL,
+            personal_data=False,
+            purpose=(
+                "Evaluatie van het samenwerkingsverband in de laatste maand van de looptijd: "
+                "werkwijze en noodzaak van de verstrekking"
+            ),
+            covenant="In de laatste maand van de looptijd van dit convenant worden de "
+            "probleemsituatie en de werkwijze geëvalueerd om te kijken in hoeverre het doel is "
+            "bereikt en of het verstrekken van gegevens ... nog noodzakelijk is.",
+            rationale="Counts of how the method was used, none by place; every party's role "
+            "that takes part in the evaluation receives it.",
         ),
     }
 )

@@ -37,7 +37,8 @@ PROVISIONS_PUBLISHED = Counter(
 )
 PROVISIONS_BLOCKED = Counter(
     "dagmonitor_distributor_provisions_blocked_total",
-    "Mails held back unsent, by reason (covenant_expired) and category; once per mail.",
+    "Mails held back unsent, by reason (outside_term, consent_missing) and category; once "
+    "per mail.",
     ["reason", "category"],
 )
 PROVISIONS_HELD = Gauge(
@@ -77,7 +78,7 @@ RENDER_SECONDS = Histogram(
 for _category in Category:
     for _counter in (MAILS_SENT, MAILS_RETRYING, MAILS_FAILED, PROVISIONS):
         _counter.labels(_category.value)
-    PROVISIONS_BLOCKED.labels("covenant_expired", _category.value)
+    PROVISIONS_BLOCKED.labels("outside_term", _category.value)
 
 REPORTS_PROVISIONAL = Counter(
     "dagmonitor_reports_provisional_total",

@@ -11,15 +11,17 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from dagmonitor.clock import Checkpoint, Clock, no_checkpoint, utc_now
 from dagmonitor.retry import Backoff
 from dagmonitor.streaming import Outputs, new_producer
 from services.distributor.app import SERVICE, open_store
 from services.distributor.config import DistributorSettings
+from services.distributor.covenant import CovenantStore, TermGate
 from services.distributor.dispatch import Dispatcher, Outcome
 from services.distributor.relay import ProvisionRelay
-from services.distributor.rendering import Kind
+from services.distributor.rendering import Kind, render_evaluation
 from services.distributor.sender import OutboxSender
 from services.distributor.store import Store
 
@@ -47,7 +49,7 @@ async def drain(
     until = time.monotonic() + deadline_s
     while time.monotonic() < until:
         round_ = await sender.send_due(kind=kind, period=period)
-        if round_.blocked or not sender.covenant_in_force():
+        if round_.blocked or not await sender.covenant_in_force():
             return False
         states = await store.report_states(kind, period)
         if not states.get("pending") and not states.get("sending"):
@@ -67,9 +69,10 @@ async def report_on_demand(
 ) -> ReportRun:
     """Make sure the ``kind`` report for ``day`` reached every entitled recipient.
 
-    ``day`` is the day reported on (daily) or the last of the 14 days (hotspots).
+    ``day`` is the day reported on (daily) or the last of the 14 days (hotspots); the
+    evaluation report covers the term's current period up to now whatever ``day`` is.
     """
-    if kind not in (Kind.DAILY, Kind.HOTSPOTS):
+    if kind not in (Kind.DAILY, Kind.HOTSPOTS, Kind.EVALUATION):
         raise ValueError(f"unknown report kind {kind!r}")
     settings.smtp_endpoint()
     store = await open_store(settings)
@@ -78,6 +81,8 @@ async def report_on_demand(
         dispatcher = Dispatcher(store, settings, clock=clock, checkpoint=checkpoint)
         if kind == Kind.DAILY:
             outcome = await dispatcher.ensure_daily(day)
+        elif kind == Kind.EVALUATION:
+            outcome = await dispatcher.ensure_evaluation(await sender.term.term())
         else:
             outcome = await dispatcher.ensure_hotspots(day)
         await sender.recover()
@@ -120,3 +125,33 @@ async def retry_failed(settings: DistributorSettings) -> int:
         return await store.retry_failed()
     finally:
         await store.pool.close()
+
+
+async def evaluation_files(
+    settings: DistributorSettings, out_dir: Path, *, clock: Clock = utc_now
+) -> list[Path]:
+    """Build the evaluation report of the current term and write it to ``out_dir`` (HTML
+    with its chart beside it, plain text, CSV) without sending it; returns the files."""
+    store = await open_store(settings)
+    try:
+        gate = TermGate(CovenantStore(store.pool), settings, clock=clock)
+        term = await gate.term()
+        report = await Dispatcher(store, settings, clock=clock).build_evaluation(term)
+    finally:
+        await store.pool.close()
+    rendered = render_evaluation(report, cid_domain=settings.message_id_domain)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    html = rendered.html
+    for part in (*rendered.inline, *rendered.attachments):
+        assert part.filename is not None
+        path = out_dir / part.filename
+        path.write_bytes(part.data)
+        written.append(path)
+        if part.cid:
+            html = html.replace(f"cid:{part.cid}", part.filename)
+    for name, body in (("evaluatie.html", html), ("evaluatie.txt", rendered.text)):
+        path = out_dir / name
+        path.write_text(body, encoding="utf-8")
+        written.append(path)
+    return written

@@ -7,7 +7,7 @@ message per recipient. Rendering is CPU work: callers run it in a worker thread.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -16,14 +16,23 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from services.distributor.chart import hotspot_chart
+from dagmonitor.covenant import TERM_TOPIC, Term
+from services.distributor.chart import hotspot_chart, provisions_chart
 from services.distributor.entitlements import Category, purpose_of
+from services.distributor.evaluation import (
+    EvaluationReport,
+    evaluation_csv,
+    months_between,
+    shown_sections,
+)
+from services.distributor.evaluation import label as dutch
 from services.distributor.reports import (
     Entry,
     NoticeItem,
     PostcodeCount,
     confidentiality_footer,
     daily_csv,
+    daily_summary,
     group_daily,
     rank_hotspots,
 )
@@ -41,6 +50,7 @@ class Kind:
     NOTICE = "notice"
     SUPPLEMENT = "supplement"
     WITHDRAWAL = "withdrawal"
+    EVALUATION = "evaluation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +120,8 @@ PROVISIONAL = "Voorlopig: "
 def render_daily(
     day: date, entries: Sequence[Entry], tz: ZoneInfo, *, provisional: bool = False
 ) -> Rendered:
-    """The daily Dagmonitor of local ``day``: by district, then postcode; CSV attached.
+    """The daily Dagmonitor of local ``day``: a summary per district and per kind, then per
+    district the incidents by postcode and time; CSV attached.
 
     An empty day gives a short "no incidents" mail without attachment. ``provisional``: the
     pipeline had not caught up when it was made; the subject and the text say so.
@@ -121,6 +132,7 @@ def render_daily(
         "provisional": provisional,
         "day_label": _day_label(day),
         "districts": districts,
+        "summary": daily_summary(entries),
         "total": len(entries),
         "purpose": purpose_of(Category.DAGMONITOR_DAILY),
         "period": day.isoformat(),
@@ -190,16 +202,19 @@ def render_hotspots(
     top: int,
     cid_domain: str,
     provisional: bool = False,
+    previous: Sequence[PostcodeCount] = (),
+    min_count: int = 2,
 ) -> Rendered:
-    """The bi-weekly cumulative Dagmonitor: ranked counts and a chart of the top postcodes.
+    """The bi-weekly cumulative Dagmonitor: the ``top`` places (PC6, PC4) and the districts
+    against the ``previous`` period's counts, and a chart of the top postcodes.
 
     It provides counts only, so it lists no record keys (the entries behind the counts were
     provided, and registered, one by one in the daily reports).
     """
-    hotspots = rank_hotspots(counts)
+    hotspots = rank_hotspots(counts, previous, top=top, min_count=min_count)
     label = f"{_day_label(period.first)} t/m {_day_label(period.last)}"
     cid = f"hotspots-chart.{period.last.isoformat()}@{cid_domain}"
-    chart = hotspot_chart(hotspots.postcodes[:top], f"Top {top} postcodes, {label}")
+    chart = hotspot_chart(hotspots.pc6, f"Hotspots per postcode, {label}")
     context = {
         "subject": f"{PROVISIONAL if provisional else ''}Cumulatieve Dagmonitor (hotspots) {label}",
         "provisional": provisional,
@@ -221,6 +236,63 @@ def render_hotspots(
     )
 
 
+def evaluation_period(term: Term) -> str:
+    """The evaluation's period id: ``evaluation.<covenant start>.<period>``, one per term."""
+    return f"evaluation.{term.start.isoformat()}.{term.label()}"
+
+
+def render_evaluation(report: EvaluationReport, *, cid_domain: str) -> Rendered:
+    """The evaluation report of a term's current period: every section of
+    ``evaluation.SECTIONS`` as a table, provisions per month also as a chart, and the whole
+    as a CSV attachment. It provides counts only; its one record reference names the
+    covenant it evaluates (``covenant.term`` by start date), so a renewal can rest on it."""
+    term = report.term
+    period = evaluation_period(term)
+    label = f"{_day_label(term.current_period_start)} t/m {_day_label(term.end)}"
+    last = min(date.fromisoformat(report.generated_on), term.end)
+    months = months_between(term.current_period_start, last)
+    series: dict[str, list[int]] = {}
+    for row in report.rows("provisions"):
+        if row.dimensions[2] in months:
+            counts = series.setdefault(dutch(row.dimensions[0]), [0] * len(months))
+            counts[months.index(row.dimensions[2])] += row.count
+    cid = f"evaluation-chart.{term.start.isoformat()}@{cid_domain}"
+    chart = provisions_chart(months, series, f"Verstrekkingen per maand, {label}")
+    purpose = purpose_of(Category.COVENANT_EVALUATION)
+    sections = shown_sections(report)
+    context = {
+        "subject": f"Evaluatie convenant {label}",
+        "period_label": label,
+        "term": term,
+        "last_month": _day_label(term.last_month_start()),
+        "end_label": _day_label(term.end),
+        "generated_on": _day_label(date.fromisoformat(report.generated_on)),
+        "sections": sections,
+        "chart_cid": cid,
+        "purpose": purpose,
+        "period": period,
+    }
+    marking = confidentiality_footer(purpose, period)[0]
+    return Rendered(
+        kind=Kind.EVALUATION,
+        category=Category.COVENANT_EVALUATION,
+        period=period,
+        subject=str(context["subject"]),
+        text=_render("evaluation.txt.j2", **context),
+        html=_render("evaluation.html.j2", **context),
+        attachments=(
+            Part(
+                "text",
+                "csv",
+                evaluation_csv(report, marking),
+                filename=f"evaluatie-{term.label()}.csv",
+            ),
+        ),
+        inline=(Part("image", "png", chart, filename="evaluatie.png", cid=cid),),
+        records=(RecordRef(TERM_TOPIC, term.start.isoformat()),),
+    )
+
+
 NOTICE_HEADINGS = {
     Category.PERSON_NOTICE: "Goedgekeurde verstrekking: personen",
     Category.VICTIM_NOTICE: "Goedgekeurde verstrekking: slachtoffers woninginbraak",
@@ -228,15 +300,44 @@ NOTICE_HEADINGS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Photo:
+    """A person's photo as the distributor holds it: validated and stripped at ingest."""
+
+    photo_id: str
+    subtype: str
+    """``jpeg`` or ``png`` (the MIME subtype)."""
+    data: bytes
+
+
+def photo_cid(photo_id: str, batch_id: str, domain: str) -> str:
+    """The Content-ID of a photo in one mail (a digest: no police reference in a header)."""
+    digest = hashlib.sha256(f"{batch_id}\t{photo_id}".encode()).hexdigest()[:20]
+    return f"photo.{digest}@{domain}"
+
+
 def render_notices(
-    category: Category, batch_id: str, items: Sequence[tuple[RecordRef, NoticeItem]]
+    category: Category,
+    batch_id: str,
+    items: Sequence[tuple[RecordRef, NoticeItem]],
+    photos: Mapping[str, Photo] | None = None,
+    *,
+    cid_domain: str = "dagmonitor.invalid",
 ) -> Rendered:
-    """A batch of notices of one category (persons, victims or vehicles)."""
+    """A batch of notices of one category (persons, victims or vehicles).
+
+    A person with a photo among ``photos`` (by photo id) has it inline (``cid:``, in the
+    HTML's ``multipart/related``); one whose photo has not arrived is told so.
+    """
     heading = NOTICE_HEADINGS[category]
+    photos = photos or {}
+    wanted = sorted({i.photo_id for _, i in items if i.photo_id and i.photo_id in photos})
+    cids = {pid: photo_cid(pid, batch_id, cid_domain) for pid in wanted}
     context = {
         "subject": f"{heading} ({len(items)})",
         "heading": heading,
         "items": [item for _, item in items],
+        "photo_cids": cids,
         "purpose": purpose_of(category),
         "period": batch_id,
     }
@@ -247,6 +348,16 @@ def render_notices(
         subject=str(context["subject"]),
         text=_render("notice.txt.j2", **context),
         html=_render("notice.html.j2", **context),
+        inline=tuple(
+            Part(
+                "image",
+                photos[pid].subtype,
+                photos[pid].data,
+                filename=f"foto-{index}.{'jpg' if photos[pid].subtype == 'jpeg' else 'png'}",
+                cid=cids[pid],
+            )
+            for index, pid in enumerate(wanted, start=1)
+        ),
         records=tuple(ref for ref, _ in items),
     )
 

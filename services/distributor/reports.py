@@ -1,26 +1,30 @@
 """The content of the reports, as plain data: grouping, ranking, CSV rows, notice items, and
 the confidentiality text every mail and every CSV attachment carries.
 
-No I/O here. The daily Dagmonitor groups a day's entries by district (wijk), then postcode,
-each incident with its MK code, description, time and location at exactly the precision its
-entry carries (house number only where Bijlage 1 allows it, "ter hoogte van" where set). The
-hotspot report ranks districts and postcodes by count. Notices turn approved records into
-display items. Nothing here adds data the entry does not carry.
+No I/O here. The daily Dagmonitor opens with a summary (incidents per district and per kind,
+``categories``), then groups a day's entries by district (wijk), then postcode, each incident
+with its MK code, description, time and location at exactly the precision its entry carries
+(house number only where Bijlage 1 allows it, "ter hoogte van" where set). The hotspot report
+ranks real places (PC6, and PC4 aggregated) against the previous period, unknown postcodes
+counted apart. Notices turn approved records into display items. Places are named
+(``areas``); codes appear only in the CSV. Nothing here adds data the entry does not carry.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.distributor.areas import AREAS, district_label
+from services.distributor.categories import CATEGORY_ORDER, category_of
 from services.distributor.entitlements import LEGAL_BASIS
 
-UNKNOWN_DISTRICT = "Wijk onbekend"
 UNKNOWN_POSTCODE = "Postcode onbekend"
 
 
@@ -154,8 +158,56 @@ def group_daily(entries: Iterable[Entry], tz: ZoneInfo) -> list[DistrictGroup]:
                 for e in members
             )
             postcode_groups.append(PostcodeGroup(postcode or UNKNOWN_POSTCODE, lines))
-        groups.append(DistrictGroup(code, name or code or UNKNOWN_DISTRICT, tuple(postcode_groups)))
+        groups.append(DistrictGroup(code, district_label(code, name), tuple(postcode_groups)))
     return groups
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRow:
+    """One district's (or the day's) count, and its counts per kind in ``CATEGORY_ORDER``."""
+
+    label: str
+    total: int
+    by_category: tuple[int, ...]
+
+    @property
+    def breakdown(self) -> tuple[tuple[str, int], ...]:
+        """The kinds it has, with their counts, in the summary's order."""
+        return tuple((c, n) for c, n in zip(CATEGORY_ORDER, self.by_category, strict=True) if n)
+
+
+@dataclass(frozen=True, slots=True)
+class DailySummary:
+    """The top of the daily mail: per district, and the whole day per kind."""
+
+    districts: tuple[SummaryRow, ...]
+    day: SummaryRow
+
+    @property
+    def categories(self) -> tuple[tuple[str, int], ...]:
+        return tuple(zip(CATEGORY_ORDER, self.day.by_category, strict=True))
+
+
+def _row(label: str, entries: Sequence[Entry]) -> SummaryRow:
+    counts = {c: 0 for c in CATEGORY_ORDER}
+    for entry in entries:
+        counts[category_of(entry.mk_code)] += 1
+    return SummaryRow(label, len(entries), tuple(counts[c] for c in CATEGORY_ORDER))
+
+
+def daily_summary(entries: Iterable[Entry]) -> DailySummary:
+    """Counts per district (in the mail's district order) and per kind for the whole day."""
+    listed = list(entries)
+    by_district: dict[tuple[str | None, str | None], list[Entry]] = {}
+    for entry in listed:
+        by_district.setdefault((entry.district_code, entry.district_name), []).append(entry)
+    rows = tuple(
+        _row(district_label(code, name), members)
+        for (code, name), members in sorted(
+            by_district.items(), key=lambda item: _district_sort_key(*item[0])
+        )
+    )
+    return DailySummary(rows, _row("Totaal", listed))
 
 
 # -- confidentiality (geheimhouding): one text for every mail's footer and every CSV ----------
@@ -284,11 +336,19 @@ class PostcodeCount:
 
 
 @dataclass(frozen=True, slots=True)
-class RankedPostcode:
+class RankedPlace:
+    """A ranked place (a PC6 postcode, or a PC4 area) with the previous period's count."""
+
     rank: int
+    place: str
     district: str
-    postcode: str
     count: int
+    previous: int
+
+    @property
+    def change(self) -> str:
+        """``+3``, ``-2``, ``0``, or ``nieuw`` when the previous period had none."""
+        return change_text(self.count, self.previous)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,16 +357,39 @@ class RankedDistrict:
     district_code: str | None
     district: str
     count: int
-    postcodes: int
+    previous: int
+    heat: int
+    """0-4: how hot the district is next to the hottest (the heat table's shade)."""
+
+    @property
+    def change(self) -> str:
+        return change_text(self.count, self.previous)
 
 
 @dataclass(frozen=True, slots=True)
 class Hotspots:
-    """Ranked counts for the period; ``total`` is the number of entries counted."""
+    """The period ranked: real places only; ``unknown`` entries without a postcode are
+    counted apart (``total`` includes them)."""
 
+    pc6: tuple[RankedPlace, ...]
+    pc4: tuple[RankedPlace, ...]
     districts: tuple[RankedDistrict, ...]
-    postcodes: tuple[RankedPostcode, ...]
-    total: int = field(default=0)
+    total: int = 0
+    unknown: int = 0
+    previous_total: int = 0
+    top: int = 0
+    min_count: int = 1
+
+    @property
+    def change(self) -> str:
+        return change_text(self.total, self.previous_total)
+
+
+def change_text(count: int, previous: int) -> str:
+    """The change against the previous period as a reader scans it."""
+    if previous == 0:
+        return "nieuw" if count else "0"
+    return f"{count - previous:+d}" if count != previous else "0"
 
 
 def competition_ranks(counts: Sequence[int]) -> list[int]:
@@ -320,40 +403,104 @@ def competition_ranks(counts: Sequence[int]) -> list[int]:
     return ranks
 
 
-def rank_hotspots(counts: Iterable[PostcodeCount]) -> Hotspots:
-    """Districts and postcodes ranked by count, high to low; ties ordered by name."""
-    rows = [c for c in counts if c.count > 0]
-    postcodes = sorted(
-        rows,
-        key=lambda c: (
-            -c.count,
-            _district_sort_key(c.district_code, c.district_name),
-            c.postcode is None,
-            c.postcode or "",
-        ),
-    )
-    postcode_ranks = competition_ranks([c.count for c in postcodes])
-    ranked_postcodes = tuple(
-        RankedPostcode(
-            rank,
-            c.district_name or c.district_code or UNKNOWN_DISTRICT,
-            c.postcode or UNKNOWN_POSTCODE,
-            c.count,
-        )
-        for rank, c in zip(postcode_ranks, postcodes, strict=True)
-    )
-    totals: dict[tuple[str | None, str | None], list[int]] = {}
+def _district_of_places(
+    rows: Iterable[PostcodeCount], place: Callable[[str], str]
+) -> dict[str, tuple[str | None, str | None]]:
+    """Each place's one district: the table's (``areas``) where it knows the postcode, else
+    the district most of its entries carry (ties: by name), so a place is listed once."""
+    votes: dict[str, dict[tuple[str | None, str | None], int]] = {}
     for c in rows:
-        totals.setdefault((c.district_code, c.district_name), []).append(c.count)
-    districts = sorted(
-        totals.items(), key=lambda item: (-sum(item[1]), _district_sort_key(*item[0]))
+        if c.postcode:
+            district = votes.setdefault(place(c.postcode), {})
+            key = (c.district_code, c.district_name)
+            district[key] = district.get(key, 0) + c.count
+    chosen: dict[str, tuple[str | None, str | None]] = {}
+    for name, districts in votes.items():
+        known = AREAS.district_of_postcode(name)
+        if known is not None:
+            chosen[name] = (known, AREAS.district_name(known))
+        else:
+            chosen[name] = min(districts, key=lambda k: (-districts[k], _district_sort_key(*k)))
+    return chosen
+
+
+def _rank_places(
+    current: Sequence[PostcodeCount],
+    previous: Sequence[PostcodeCount],
+    place: Callable[[str], str],
+    *,
+    top: int,
+    min_count: int,
+) -> tuple[RankedPlace, ...]:
+    now: dict[str, int] = {}
+    before: dict[str, int] = {}
+    for rows, totals in ((current, now), (previous, before)):
+        for c in rows:
+            if c.postcode:
+                totals[place(c.postcode)] = totals.get(place(c.postcode), 0) + c.count
+    districts = _district_of_places([*current, *previous], place)
+    ordered = sorted(
+        (name for name, n in now.items() if n >= min_count),
+        key=lambda name: (-now[name], -before.get(name, 0), name),
     )
-    district_ranks = competition_ranks([sum(counts) for _, counts in districts])
+    ranks = competition_ranks([now[name] for name in ordered])
+    return tuple(
+        RankedPlace(rank, name, district_label(*districts[name]), now[name], before.get(name, 0))
+        for rank, name in zip(ranks, ordered, strict=True)
+        if rank <= top
+    )
+
+
+def rank_hotspots(
+    counts: Iterable[PostcodeCount],
+    previous: Iterable[PostcodeCount] = (),
+    *,
+    top: int = 15,
+    min_count: int = 2,
+) -> Hotspots:
+    """The period's hotspots next to the previous period's counts.
+
+    Places with a postcode only: PC6 and PC4 (the first four digits), each in one district,
+    the ``top`` ranks with at least ``min_count`` entries (ties share a rank, so a rank can
+    hold more than one place). Districts are all ranked. Entries without a postcode are
+    counted in ``unknown``, never ranked as a place.
+    """
+    rows = [c for c in counts if c.count > 0]
+    before = [c for c in previous if c.count > 0]
+    pc6 = _rank_places(rows, before, lambda p: p, top=top, min_count=min_count)
+    pc4 = _rank_places(rows, before, lambda p: p[:4], top=top, min_count=min_count)
+    now: dict[tuple[str | None, str | None], int] = {}
+    then: dict[str | None, int] = {}
+    for c in rows:
+        now[(c.district_code, c.district_name)] = now.get((c.district_code, c.district_name), 0)
+        now[(c.district_code, c.district_name)] += c.count
+    for c in before:
+        then[c.district_code] = then.get(c.district_code, 0) + c.count
+    merged: dict[str | None, tuple[str, int]] = {}
+    for (code, name), n in now.items():
+        label, total = merged.get(code, (district_label(code, name), 0))
+        merged[code] = (label, total + n)
+    districts = sorted(merged.items(), key=lambda item: (-item[1][1], item[1][0].lower()))
+    ranks = competition_ranks([n for _, (_, n) in districts])
+    hottest = districts[0][1][1] if districts else 0
     ranked_districts = tuple(
-        RankedDistrict(rank, code, name or code or UNKNOWN_DISTRICT, sum(c), len(c))
-        for rank, ((code, name), c) in zip(district_ranks, districts, strict=True)
+        RankedDistrict(rank, code, label, n, then.get(code, 0), _heat(n, hottest))
+        for rank, (code, (label, n)) in zip(ranks, districts, strict=True)
     )
-    return Hotspots(ranked_districts, ranked_postcodes, sum(c.count for c in rows))
+    return Hotspots(
+        pc6,
+        pc4,
+        ranked_districts,
+        total=sum(c.count for c in rows),
+        unknown=sum(c.count for c in rows if not c.postcode),
+        previous_total=sum(c.count for c in before),
+        top=top,
+        min_count=min_count,
+    )
+
+
+def _heat(count: int, hottest: int) -> int:
+    return 0 if hottest == 0 else min(4, (4 * count + hottest - 1) // hottest)
 
 
 # -- notices --------------------------------------------------------------------------------
@@ -404,30 +551,49 @@ def _moment(value: Any, tz: ZoneInfo, fmt: str) -> str:
     return moment.astimezone(tz).strftime(fmt)
 
 
+PHOTO_REF = re.compile(r"bvh://photos/([A-Za-z0-9][A-Za-z0-9._:-]{0,127})")
+"""A person's ``photo_ref``: the id under which the police deliver the photo (``PUT
+/v1/photos/{id}`` at ingest)."""
+
+
+def photo_id(photo_ref: str | None) -> str | None:
+    """The photo id of a ``bvh://photos/{id}`` reference; None for none or another form."""
+    match = PHOTO_REF.fullmatch(photo_ref or "")
+    return match.group(1) if match else None
+
+
 @dataclass(frozen=True, slots=True)
 class NoticeItem:
-    """One record of a notice mail, as label/value lines (the record key stays out of it)."""
+    """One record of a notice mail, as label/value lines (the record key stays out of it).
+
+    ``photo_id``: the person has a photo (delivered or not yet: the mail says which)."""
 
     title: str
     lines: tuple[tuple[str, str], ...]
-    link: str | None = None
+    photo_id: str | None = None
+
+
+def _district(value: Mapping[str, Any]) -> str:
+    code = value.get("district_code")
+    return district_label(code, None) if code else ""
 
 
 def person_item(value: Mapping[str, Any], tz: ZoneInfo) -> NoticeItem:
-    """An approved suspect or person of interest: NAW and photo reference (no birth date:
-    the covenant names none, ``services/classifier/field_sets.csv``)."""
+    """An approved suspect or person of interest: NAW and the photo (no birth date: the
+    covenant names none, ``services/classifier/field_sets.csv``)."""
     person = value.get("person") or {}
     lines = [
         ("Soort", _APPROVAL_CATEGORY.get(str(value.get("category")), str(value.get("category")))),
         ("Kenmerk", _NOTICE_KIND.get(str(value.get("notice_kind")), "")),
         ("Adres", _address(person.get("address"))),
         ("MK-code", value.get("mk_code") or ""),
-        ("Wijk", value.get("district_code") or ""),
+        ("Wijk", _district(value)),
         ("Geldig tot", _moment(value.get("valid_until"), tz, "%d-%m-%Y")),
-        ("Foto", person.get("photo_ref") or ""),
         ("Goedgekeurd", _moment(value.get("approved_at"), tz, "%d-%m-%Y %H:%M")),
     ]
-    return NoticeItem(_name(person), tuple((k, v) for k, v in lines if v), person.get("photo_ref"))
+    return NoticeItem(
+        _name(person), tuple((k, v) for k, v in lines if v), photo_id(person.get("photo_ref"))
+    )
 
 
 def victim_item(value: Mapping[str, Any], tz: ZoneInfo) -> NoticeItem:
@@ -438,7 +604,7 @@ def victim_item(value: Mapping[str, Any], tz: ZoneInfo) -> NoticeItem:
         ("Telefoon", person.get("phone") or ""),
         ("MK-code", value.get("mk_code") or ""),
         ("Werkwijze", value.get("modus_operandi") or ""),
-        ("Wijk", value.get("district_code") or ""),
+        ("Wijk", _district(value)),
         ("Goedgekeurd", _moment(value.get("approved_at"), tz, "%d-%m-%Y %H:%M")),
     ]
     return NoticeItem(_name(person), tuple((k, v) for k, v in lines if v))
@@ -449,6 +615,6 @@ def vehicle_item(value: Mapping[str, Any], tz: ZoneInfo) -> NoticeItem:
     lines = [
         ("Soort", _VEHICLE_KIND.get(str(value.get("kind")), str(value.get("kind")))),
         ("Gemeld", _moment(value.get("reported_at"), tz, "%d-%m-%Y %H:%M")),
-        ("Wijk", value.get("district_code") or ""),
+        ("Wijk", _district(value)),
     ]
     return NoticeItem(str(value.get("plate")), tuple((k, v) for k, v in lines if v))

@@ -1,4 +1,4 @@
-"""Which day or period a report covers and whether the covenant still allows provision, in
+"""Which day or period a report covers, in
 local time (Europe/Amsterdam by default). Run instants: ``dagmonitor.clock``."""
 
 from __future__ import annotations
@@ -40,17 +40,11 @@ class Period:
     def label(self) -> str:
         return self.first.isoformat() if self.first == self.last else f"{self.first}..{self.last}"
 
+    def previous(self) -> Period:
+        """The period of as many days just before this one (the hotspot report's comparison)."""
+        return Period(self.first - timedelta(days=self.days), self.first - timedelta(days=1))
+
 
 def hotspot_period(last_day: date) -> Period:
     """The 14 local days ending with ``last_day`` (the day before a run)."""
     return Period(last_day - timedelta(days=HOTSPOT_PERIOD_DAYS - 1), last_day)
-
-
-def covenant_days_remaining(today: date, end_date: date) -> int:
-    """Days on which provision is still allowed after ``today`` (negative once expired)."""
-    return (end_date - today).days
-
-
-def provision_allowed(today: date, end_date: date | None) -> bool:
-    """Whether the covenant is in force on local ``today`` (its end date is the last day)."""
-    return end_date is None or today <= end_date

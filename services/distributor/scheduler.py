@@ -17,6 +17,7 @@ from dagmonitor.streaming import TRANSIENT_ERRORS
 from dagmonitor.telemetry import get_logger
 from services.distributor.completeness import Completeness
 from services.distributor.config import DistributorSettings
+from services.distributor.covenant import TermGate
 from services.distributor.dispatch import Dispatcher
 from services.distributor.schedule import daily_report_day, is_hotspot_run_day
 
@@ -34,8 +35,10 @@ class Scheduler:
         clock: Clock = utc_now,
         slice_seconds: float = 60.0,
         completeness: Completeness | None = None,
+        term: TermGate | None = None,
     ) -> None:
         self._dispatcher = dispatcher
+        self._term = term
         self._settings = settings
         self._completeness = completeness
         self._clock = clock
@@ -62,6 +65,10 @@ class Scheduler:
             return caught_up[-1]
 
         await self._dispatcher.ensure_daily(day, gate)
+        if self._term is not None:  # the evaluation, from the start of the last month
+            term = await self._term.term()
+            if term.in_last_month(run_at, tz):
+                await self._dispatcher.ensure_evaluation(term)
         if is_hotspot_run_day(local_date(run_at, tz), self._settings.hotspots_anchor_date):
             await self._dispatcher.ensure_hotspots(day, gate)
 
@@ -112,6 +119,7 @@ class Scheduler:
             try:
                 await self._dispatcher.ensure_withdrawals()
                 await self._dispatcher.batch_notices()
+                await self._dispatcher.forget_expired()
             except TRANSIENT_ERRORS as exc:
                 _log.warning("notice_batch_failed", error=type(exc).__name__)
             self._notices_due.clear()

@@ -19,7 +19,6 @@ the same Message-ID, which mail systems drop as a duplicate.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,16 +26,16 @@ import asyncpg
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
-from dagmonitor.clock import Checkpoint, Clock, local_date, no_checkpoint, utc_now
+from dagmonitor.clock import Checkpoint, Clock, no_checkpoint, utc_now
 from dagmonitor.gates import GateCategory
 from dagmonitor.retry import Backoff, pause
 from dagmonitor.telemetry import get_logger, links_to
 from services.distributor.config import DistributorSettings
 from services.distributor.consents import CONSENT_GATED, ConsentGate, consent_needed
+from services.distributor.covenant import CovenantStore, TermGate
 from services.distributor.entitlements import LEGAL_BASIS, Category, purpose_of
 from services.distributor.errors import DeliveryError
 from services.distributor.metrics import (
-    COVENANT_DAYS_REMAINING,
     MAILS_FAILED,
     MAILS_RESENT_AFTER_CRASH,
     MAILS_RETRYING,
@@ -45,11 +44,12 @@ from services.distributor.metrics import (
     PROVISIONS,
     PROVISIONS_BLOCKED,
 )
-from services.distributor.schedule import covenant_days_remaining, provision_allowed
 from services.distributor.smtp import SmtpSession
 from services.distributor.store import Claimed, Store
 
-COVENANT_EXPIRED = "covenant_expired"
+OUTSIDE_TERM = "outside_term"
+"""Outside the covenant's term no mail leaves, withdrawal notices included (nothing is
+provided; what was provided before is deleted by retention on its own)."""
 CONSENT_MISSING = "consent_missing"
 """A stored mail of a consent-gated category whose consent was revoked or lapsed since: it
 waits, unsent, until a consent is in force again (ADR 0014)."""
@@ -87,6 +87,7 @@ class OutboxSender:
     ) -> None:
         self._store = store
         self._consents = ConsentGate(store.pool, clock=clock)
+        self.term = TermGate(CovenantStore(store.pool), settings, clock=clock)
         self._on_sent = on_sent
         self._settings = settings
         self._endpoint = settings.smtp_endpoint()
@@ -105,15 +106,9 @@ class OutboxSender:
             if not await self._consents.in_force(_consent_of(category))
         ]
 
-    def covenant_in_force(self) -> bool:
-        """Whether provision is allowed today; keeps the days-remaining gauge current."""
-        end = self._settings.covenant_end_date
-        today = local_date(self._clock(), self._settings.tz)
-        # Without an end date the covenant runs on: infinitely many days, no alert.
-        COVENANT_DAYS_REMAINING.set(
-            covenant_days_remaining(today, end) if end is not None else math.inf
-        )
-        return provision_allowed(today, end)
+    async def covenant_in_force(self) -> bool:
+        """Whether the covenant's term runs now (as configured and as recorded since)."""
+        return await self.term.in_term()
 
     async def recover(self) -> int:
         """Re-queue ``sending`` rows whose sender is gone (its lock is free); returns how many."""
@@ -137,13 +132,11 @@ class OutboxSender:
     ) -> Round:
         """One round: every due message (of one report, when given) is tried once."""
         result = Round()
-        if not self.covenant_in_force():
-            newly = await self._store.block_due(COVENANT_EXPIRED)
+        if not await self.covenant_in_force():
+            newly = await self._store.block_due(OUTSIDE_TERM)
             for category, count in newly.items():
-                PROVISIONS_BLOCKED.labels(COVENANT_EXPIRED, category).inc(count)
-                _log.error(
-                    "provision_blocked", reason=COVENANT_EXPIRED, category=category, mails=count
-                )
+                PROVISIONS_BLOCKED.labels(OUTSIDE_TERM, category).inc(count)
+                _log.error("provision_blocked", reason=OUTSIDE_TERM, category=category, mails=count)
             result.blocked = sum(newly.values())
             return result
         held = await self.held_categories()

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from dagmonitor import jsonio
 from services.distributor.outbox import OutboxMessage, State
-from services.distributor.rendering import RecordRef
+from services.distributor.rendering import Photo, RecordRef
 from services.distributor.reports import Entry, PostcodeCount
 from services.distributor.supplement import Told, entry_document, entry_from_document
 
@@ -132,6 +132,14 @@ _NOTICED = (
 )
 
 
+PHOTO_PREFIX = "bvh://photos/"
+# Some stored notice refers to photo p (index notices_by_photo).
+_PHOTO_REFERRED = (
+    "EXISTS (SELECT 1 FROM notices n "
+    "WHERE n.value -> 'person' ->> 'photo_ref' = 'bvh://photos/' || p.photo_id)"
+)
+
+
 class Store:
     """Queries of the distributor, over one asyncpg pool."""
 
@@ -203,24 +211,86 @@ class Store:
         return [row["traceparent"] for row in rows]
 
     async def delete_record(self, topic: str, key: str) -> tuple[int, int]:
-        """A tombstone: delete the record and every unsent mail that carries it.
+        """A tombstone of the retention sweep: the record's period is over, so it is forgotten
+        everywhere in this schema.
 
-        A purged daily report is noted in ``report_remakes``, to be made again without the
-        record for the recipients it was for. Returns (records deleted, unsent messages
-        deleted). Mails already sent hold no body any more; their register rows (keys only)
-        stay.
+        The record goes, with every unsent mail that carries it (a purged daily report is
+        noted in ``report_remakes``, to be made again without the record for the recipients it
+        was for) and its photo; so do what sent mails told about it (``daily_provided``,
+        ``outbox_tells``), the links of sent mails to it (``outbox_records``), a pending
+        withdrawal of it, and its key in the provision register, which counts it in
+        ``records_forgotten`` instead (ADR 0019). Mails already sent hold no body. Returns
+        (records deleted, unsent messages deleted).
         """
         async with self.pool.acquire() as conn, conn.transaction():
             if topic == "dagmonitor.entries":
                 status = await conn.execute(
                     "DELETE FROM entries WHERE registration_number = $1", key
                 )
+                deleted = int(status.split()[-1])
+                await conn.execute("DELETE FROM daily_provided WHERE registration_number = $1", key)
+                await conn.execute("DELETE FROM outbox_tells WHERE registration_number = $1", key)
             else:
-                status = await conn.execute(
-                    "DELETE FROM notices WHERE topic = $1 AND key = $2", topic, key
+                row = await conn.fetchrow(
+                    "DELETE FROM notices WHERE topic = $1 AND key = $2 "
+                    "RETURNING value -> 'person' ->> 'photo_ref' AS photo_ref",
+                    topic,
+                    key,
                 )
+                await self._drop_photos_of(conn, row)
+                deleted = 0 if row is None else 1
             purged = await self._purge_unsent(conn, topic, key, ("pending", "sending", "failed"))
-        return int(status.split()[-1]), purged
+            await conn.execute(
+                "DELETE FROM withdrawn_records WHERE topic = $1 AND key = $2", topic, key
+            )
+            await self._forget_in_register(conn, topic, key)
+        return deleted, purged
+
+    @staticmethod
+    async def _forget_in_register(conn: asyncpg.Connection, topic: str, key: str) -> None:
+        """Take the record's key out of the provision register and the sent mails' links."""
+        ref = to_json({"topic": topic, "key": key})
+        await conn.execute(
+            "UPDATE provisions SET records_forgotten = records_forgotten + 1, record_keys = "
+            "coalesce((SELECT jsonb_agg(k) FROM jsonb_array_elements(record_keys) k "
+            "WHERE k <> $1::jsonb), '[]'::jsonb) WHERE record_keys @> jsonb_build_array($1::jsonb)",
+            ref,
+        )
+        await conn.execute("DELETE FROM outbox_records WHERE topic = $1 AND key = $2", topic, key)
+
+    async def forget_expired(self, now: datetime, period: timedelta) -> dict[str, int]:
+        """The backstop behind the sweep's tombstones: whatever in this schema is older than
+        the longest retention ``period`` goes, or is pseudonymised, by this service's own clock
+        (a record whose tombstone never came, a sent mail's row, the register's keys).
+
+        Returns rows changed per table (only those with changes)."""
+        cutoff = now - period
+        statements = {
+            "entries": ("DELETE FROM entries WHERE received_at < $1", cutoff),
+            "notices": ("DELETE FROM notices WHERE received_at < $1", cutoff),
+            "photos": ("DELETE FROM photos WHERE received_at < $1", cutoff),
+            "daily_provided": ("DELETE FROM daily_provided WHERE day < $1", cutoff.date()),
+            "withdrawn_records": (
+                "DELETE FROM withdrawn_records WHERE withdrawn_at < $1",
+                cutoff,
+            ),
+            # outbox_records and outbox_tells go with their message (ON DELETE CASCADE).
+            "outbox": ("DELETE FROM outbox WHERE state = 'sent' AND sent_at < $1", cutoff),
+            "provisions": (
+                "UPDATE provisions SET records_forgotten = records_forgotten + "
+                "jsonb_array_length(record_keys), record_keys = '[]'::jsonb "
+                "WHERE sent_at < $1 AND record_keys <> '[]'::jsonb",
+                cutoff,
+            ),
+        }
+        changed: dict[str, int] = {}
+        async with self.pool.acquire() as conn, conn.transaction():
+            for table, (sql, arg) in statements.items():
+                status = await conn.execute(sql, arg)
+                count = int(status.split()[-1])
+                if count:
+                    changed[table] = count
+        return changed
 
     async def withdraw_record(self, topic: str, key: str) -> tuple[int, int]:
         """A withdrawal (a tombstone the police caused): delete the record and the unsent
@@ -240,11 +310,13 @@ class Store:
                 shown = None if row is None else to_json(entry_document(Entry.from_mapping(row)))
             else:
                 row = await conn.fetchrow(
-                    "DELETE FROM notices WHERE topic = $1 AND key = $2 RETURNING value::text",
+                    "DELETE FROM notices WHERE topic = $1 AND key = $2 RETURNING value::text, "
+                    "value -> 'person' ->> 'photo_ref' AS photo_ref",
                     topic,
                     key,
                 )
                 shown = None if row is None else row["value"]
+                await self._drop_photos_of(conn, row)
             await conn.execute(
                 "INSERT INTO withdrawn_records (topic, key, shown) VALUES ($1, $2, $3::jsonb) "
                 "ON CONFLICT (topic, key) DO UPDATE SET withdrawn_at = now(), "
@@ -256,6 +328,54 @@ class Store:
             )
             purged = await self._purge_unsent(conn, topic, key, ("pending", "failed"))
         return (0 if row is None else 1), purged
+
+    # -- photos (ADR 0017) ------------------------------------------------------------------
+
+    async def upsert_photo(self, photo_id: str, media_type: str, data: bytes) -> None:
+        """Store a person's photo (a newer delivery of the same id replaces it)."""
+        await self.pool.execute(
+            "INSERT INTO photos (photo_id, media_type, data) VALUES ($1, $2, $3) "
+            "ON CONFLICT (photo_id) DO UPDATE SET media_type = EXCLUDED.media_type, "
+            "data = EXCLUDED.data, received_at = now()",
+            photo_id,
+            media_type,
+            data,
+        )
+
+    async def delete_photo(self, photo_id: str) -> int:
+        """The police withdrew a photo; returns how many rows went (0 or 1)."""
+        status = await self.pool.execute("DELETE FROM photos WHERE photo_id = $1", photo_id)
+        return int(status.split()[-1])
+
+    async def photos(self, photo_ids: Sequence[str]) -> dict[str, Photo]:
+        """The stored photos among ``photo_ids``, by id (those not arrived are absent)."""
+        rows = await self.pool.fetch(
+            "SELECT photo_id, media_type, data FROM photos WHERE photo_id = ANY($1::text[])",
+            list(set(photo_ids)),
+        )
+        return {
+            r["photo_id"]: Photo(r["photo_id"], r["media_type"].lower(), bytes(r["data"]))
+            for r in rows
+        }
+
+    async def forget_unclaimed_photos(self, days: int) -> int:
+        """Delete photos older than ``days`` that no stored notice refers to."""
+        status = await self.pool.execute(
+            "DELETE FROM photos p WHERE received_at < now() - make_interval(days => $1) "
+            f"AND NOT {_PHOTO_REFERRED}",
+            days,
+        )
+        return int(status.split()[-1])
+
+    @staticmethod
+    async def _drop_photos_of(conn: asyncpg.Connection, deleted: asyncpg.Record | None) -> None:
+        """A deleted notice's photo goes with it, unless another notice still refers to it."""
+        photo_ref = None if deleted is None else deleted["photo_ref"]
+        if photo_ref and photo_ref.startswith(PHOTO_PREFIX):
+            await conn.execute(
+                f"DELETE FROM photos p WHERE photo_id = $1 AND NOT {_PHOTO_REFERRED}",
+                photo_ref.removeprefix(PHOTO_PREFIX),
+            )
 
     @staticmethod
     async def _purge_unsent(

@@ -40,6 +40,7 @@ from services.ingest.http import routes
 from services.ingest.pipeline import KINDS, MUNICIPAL, Kind, check
 
 SERVICE = "ingest"
+PHOTOS_TOPIC = "ingest.photos"
 _log = get_logger(__name__)
 
 
@@ -172,6 +173,16 @@ class Ingest(ProcessorService):
             key=key,
             headers=inject_trace_headers([("dagmonitor-source-system", system.encode())]),
         )
+
+    async def publish_photo(self, photo_id: str, raw: bytes | None, system: str) -> None:
+        """Publish a photo accepted over HTTP (``None``: withdrawn) to ``ingest.photos``."""
+        await self.processor.producer.send_and_wait(
+            self.settings.topic(PHOTOS_TOPIC),
+            raw,
+            key=photo_id.encode("utf-8"),
+            headers=inject_trace_headers([("dagmonitor-source-system", system.encode())]),
+        )
+        RECORDS_OUT.labels(SERVICE, PHOTOS_TOPIC).inc()
 
 
 async def serve(settings: IngestSettings | None = None) -> None:

@@ -31,6 +31,12 @@ class IngestSettings(ServiceSettings):
         ),
     )
     ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    ingest_photo_max_bytes: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        le=900_000,  # the record must stay below Kafka's default 1 MB message limit
+        description="The largest photo PUT /v1/photos/{photo_id} accepts, as sent.",
+    )
     ingest_clock_skew_seconds: int = Field(default=300, ge=0)
 
     @property

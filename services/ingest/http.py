@@ -10,6 +10,10 @@ of which only id, category, postcode and time are kept (``municipal.report_from_
 valid record is published to its input topic (``bvh.incidents``, ``bvh.persons``,
 ``municipal.reports``) — the same path a Kafka-publishing system takes — and answered with 202;
 an invalid one with 400 and a message naming the field and the rule (never the value).
+
+``PUT /v1/photos/{photo_id}`` (the police's tokens) takes a person's photo for the
+``photo_ref`` ``bvh://photos/{photo_id}``: JPEG or PNG, decoded and re-encoded without metadata
+(``photos.clean_photo``), published to ``ingest.photos``; ``DELETE`` withdraws it (ADR 0017).
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from dagmonitor.codec import PHOTO
 from dagmonitor.errors import CodecError
 from dagmonitor.httpauth import bearer_token
 from dagmonitor.jsonio import InputError, parse_document, record_from_json
 from dagmonitor.telemetry import RECORDS_IN, get_logger
 from dagmonitor.validation import IDENTIFIER, InvalidRecord
 from services.ingest.municipal import report_from_signal
+from services.ingest.photos import STATUS, PhotoRejected, clean_photo
 from services.ingest.pipeline import INCIDENTS, MUNICIPAL, NOTICES, Kind
 
 if TYPE_CHECKING:
@@ -139,7 +145,70 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
         _log.info("http_record_withdrawn", kind=MUNICIPAL.name, system=system)
         return web.json_response({"status": "accepted", "report_id": report_id}, status=202)
 
+    def photo_id_of(request: web.Request) -> str | web.Response:
+        photo_id = request.match_info["photo_id"]
+        if not IDENTIFIER.fullmatch(photo_id):
+            return _problem(
+                400, "invalid_identifier", "photo_id: 1-128 characters of A-Z a-z 0-9 . _ : -"
+            )
+        return photo_id
+
+    async def put_photo(request: web.Request) -> web.Response:
+        system = system_of(request)
+        if system is None:
+            return _unauthorized()
+        photo_id = photo_id_of(request)
+        if isinstance(photo_id, web.Response):
+            return photo_id
+        limit = ingest.settings.ingest_photo_max_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return _problem(413, "too_large", f"the photo exceeds {limit} bytes")
+        body = await body_of(request)
+        if isinstance(body, web.Response):
+            return body
+        RECORDS_IN.labels("ingest", "http:photos").inc()
+        try:
+            photo = clean_photo(body, request.content_type, max_bytes=limit)
+        except PhotoRejected as exc:
+            return _problem(STATUS[exc.problem], exc.problem.value, exc.detail)
+        record = {
+            "photo_id": photo_id,
+            "media_type": photo.media_type,
+            "width": photo.width,
+            "height": photo.height,
+            "data": photo.data,
+            "received_at": ingest.clock(),
+        }
+        if not ingest.can_publish():
+            return _problem(503, "unavailable", "not connected to Kafka yet; retry")
+        await ingest.publish_photo(photo_id, ingest.codec.encode(PHOTO, record), system)
+        _log.info("http_photo_accepted", system=system, bytes=len(photo.data))
+        return web.json_response(
+            {
+                "status": "accepted",
+                "photo_id": photo_id,
+                "width": photo.width,
+                "height": photo.height,
+            },
+            status=202,
+        )
+
+    async def delete_photo(request: web.Request) -> web.Response:
+        system = system_of(request)
+        if system is None:
+            return _unauthorized()
+        photo_id = photo_id_of(request)
+        if isinstance(photo_id, web.Response):
+            return photo_id
+        if not ingest.can_publish():
+            return _problem(503, "unavailable", "not connected to Kafka yet; retry")
+        await ingest.publish_photo(photo_id, None, system)
+        _log.info("http_photo_withdrawn", system=system)
+        return web.json_response({"status": "accepted", "photo_id": photo_id}, status=202)
+
     return [
+        web.put("/v1/photos/{photo_id}", put_photo),
+        web.delete("/v1/photos/{photo_id}", delete_photo),
         web.post("/v1/incidents", incidents),
         web.post("/v1/persons", persons),
         web.post("/v1/municipal-reports", municipal_report),

@@ -23,6 +23,7 @@ DOMAIN = frozenset(
     {
         "dagmonitor.clock",
         "dagmonitor.codec",
+        "dagmonitor.covenant",
         "dagmonitor.deletion",
         "dagmonitor.errors",
         "dagmonitor.gates",
@@ -40,18 +41,23 @@ DOMAIN = frozenset(
         "services.classifier.field_sets",
         "services.classifier.policy",
         "services.classifier.versions",
+        "services.distributor.areas",
+        "services.distributor.categories",
         "services.distributor.entitlements",
+        "services.distributor.errors",
+        "services.distributor.evaluation",
         "services.distributor.reports",
         "services.distributor.schedule",
         "services.distributor.supplement",
         "services.ingest.municipal",
+        "services.ingest.photos",
         "services.ingest.pipeline",
         "services.retention.policy",
     }
 )
 """The pure modules: the covenant's rules and the record formats, testable without servers."""
 
-PURE_LIBRARIES = frozenset({"fastavro"})
+PURE_LIBRARIES = frozenset({"fastavro", "PIL"})
 """Third-party libraries a domain module may use: computation only, no I/O."""
 
 

@@ -97,7 +97,12 @@ def officers() -> Officers:
     return Officers(ec.generate_private_key(ec.SECP256R1()))
 
 
-APPROVAL_TOPICS = ("approval.requests", "pipeline.deadletter", *RELAY_TOPICS)
+APPROVAL_TOPICS = (
+    "approval.requests",
+    "distribution.provisions",
+    "pipeline.deadletter",
+    *RELAY_TOPICS,
+)
 
 
 @pytest.fixture(scope="session")
@@ -186,10 +191,10 @@ async def seed(app: ApprovalApp, record: dict[str, Any]) -> str:
 async def audit_rows(app: ApprovalApp, request_id: str | None = None) -> list[asyncpg.Record]:
     assert app.pool is not None
     if request_id is None:
-        return list(await app.pool.fetch("SELECT * FROM audit_log ORDER BY id"))
+        return list(await app.pool.fetch("SELECT * FROM audit_trail ORDER BY id"))
     return list(
         await app.pool.fetch(
-            "SELECT * FROM audit_log WHERE request_id = $1 ORDER BY id", request_id
+            "SELECT * FROM audit_trail WHERE request_id = $1 ORDER BY id", request_id
         )
     )
 

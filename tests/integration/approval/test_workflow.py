@@ -263,3 +263,83 @@ async def test_concurrent_decisions_on_one_request_yield_one_decision(
         assert sorted(statuses) == [200] + [409] * 11
         status, audits, outbox, _ = await _state(app, request_id)
         assert audits == 1 and outbox == (2 if status == "APPROVED" else 1)
+
+
+async def test_an_officers_reason_lives_beside_the_audit_log_and_goes_with_the_personal_data(
+    approval_kafka, officers: Officers
+) -> None:
+    """ADR 0019: free text may name the person; the append-only audit log keeps who decided
+    what and when for good, never the text; nor does the decision record on its topic."""
+    from dagmonitor.codec import APPROVAL_DECISION, default_codec
+    from dagmonitor.deletion import Deletion
+
+    settings = approval_settings(approval_kafka, officers)
+    text = "betrokkene Zqreasonmarker is al bekend"
+    async with started_app(settings) as app, http_client(app) as client:
+        assert app.pool is not None and app.workflow is not None
+        request_id = await seed(app, approval_request(Category.SUSPECT))
+        response = await client.post(
+            f"/v1/requests/{request_id}/decision",
+            json={"decision": "reject", "reason": text},
+            headers=officers.header(["OM"]),
+        )
+        assert response.status == 200
+        audit = await app.pool.fetch("SELECT action, reason FROM audit_log")
+        assert audit and not any(r["reason"] and "Zqreason" in r["reason"] for r in audit)
+        assert (
+            await app.pool.fetchval(
+                "SELECT reason FROM audit_reasons WHERE request_id = $1", request_id
+            )
+            == text
+        )
+        payload = await app.pool.fetchval(
+            "SELECT payload FROM outbox WHERE topic = 'approval.decisions'"
+        )
+        if payload is not None:  # not yet published (published rows lose their payload)
+            decoded = default_codec().decode(payload, expect=APPROVAL_DECISION).record
+            assert decoded["reason"] is None and decoded["decision"] == "REJECTED"
+
+        assert await app.workflow.erase(request_id, Deletion.RETENTION)
+        assert await app.pool.fetchval("SELECT count(*) FROM audit_reasons") == 0
+        assert (
+            await app.pool.fetchval("SELECT reason FROM requests WHERE request_id = $1", request_id)
+            is None
+        )
+        kept = await app.pool.fetch("SELECT action FROM audit_log ORDER BY id")
+        assert [r["action"] for r in kept][-1] == "erasure"
+        assert len(kept) == len(audit) + 1, "the audit log only grows"
+
+
+async def test_the_backstop_forgets_requests_older_than_a_year_by_the_services_clock(
+    approval_kafka, officers: Officers
+) -> None:
+    """Behind the sweep's tombstones: a request whose tombstone never came loses its personal
+    data and its reasons a year after it was made (ADR 0019); the audit rows stay."""
+    clock = FakeClock()
+    settings = approval_settings(approval_kafka, officers)
+    async with started_app(settings, clock=clock) as app, http_client(app) as client:
+        assert app.pool is not None and app.workflow is not None
+        request_id = await seed(app, approval_request(Category.SUSPECT, created_at=clock.now))
+        response = await client.post(
+            f"/v1/requests/{request_id}/decision",
+            json={"decision": "approve", "reason": "bekend bij Zqbackstop"},
+            headers=officers.header(["OM"]),
+        )
+        assert response.status == 200
+        audits = await app.pool.fetchval("SELECT count(*) FROM audit_log")
+
+        clock.advance(timedelta(days=365) - timedelta(minutes=1))
+        assert await app.workflow.forget_expired() == {}
+        assert await app.pool.fetchval("SELECT count(*) FROM request_subjects") == 1
+
+        clock.advance(timedelta(minutes=2))
+        changed = await app.workflow.forget_expired()
+        assert changed["request_subjects"] == 1 and changed["audit_reasons"] == 1
+        assert await app.pool.fetchval("SELECT count(*) FROM request_subjects") == 0
+        assert await app.pool.fetchval("SELECT count(*) FROM audit_reasons") == 0
+        assert (
+            await app.pool.fetchval("SELECT reason FROM requests WHERE request_id = $1", request_id)
+            is None
+        )
+        assert await app.pool.fetchval("SELECT count(*) FROM audit_log") == audits
+        assert await app.workflow.forget_expired() == {}

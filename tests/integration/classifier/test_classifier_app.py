@@ -17,7 +17,7 @@ from dagmonitor.settings import DagmonitorSettings
 from services.classifier.app import Classifier
 from services.classifier.config import ClassifierSettings
 from tests.kafkautil import produce, read_all
-from tests.samples import escalation, incident
+from tests.samples import escalation, incident, signal_key
 
 pytestmark = pytest.mark.integration
 
@@ -76,11 +76,14 @@ async def test_tombstones_and_new_versions_retract_derived_records(
         ],
     )
     signals = await _wait_latest(
-        classifier, "vehicles.signals", lambda d: d.get(f"{reg}:XX-000-X", 1) is None
+        classifier, "vehicles.signals", lambda d: d.get(signal_key(reg, "XX-000-X"), 1) is None
     )
-    assert set(signals) == {f"{reg}:XX-000-X", "PL0900-2026000501:XX-000-X"}
-    assert signals[f"{reg}:XX-000-X"] is None  # v2 no longer has the stolen scooter
-    assert signals["PL0900-2026000501:XX-000-X"]["kind"] == "SCOOTER"
+    assert set(signals) == {
+        signal_key(reg, "XX-000-X"),
+        signal_key("PL0900-2026000501", "XX-000-X"),
+    }
+    assert signals[signal_key(reg, "XX-000-X")] is None  # v2 no longer has the stolen scooter
+    assert signals[signal_key("PL0900-2026000501", "XX-000-X")]["kind"] == "SCOOTER"
     entries = await _wait_latest(classifier, "dagmonitor.entries", lambda d: len(d) == 2)
     assert entries[reg]["version"] == 2
 

@@ -21,6 +21,7 @@ from services.distributor.sender import OutboxSender
 from services.distributor.store import Store
 from tests.consents import consent_record
 from tests.integration.distributor.conftest import SettingsFactory, SmtpServer
+from tests.samples import signal_key
 from tests.unit.distributor.samples import (
     DAY,
     approved_person,
@@ -145,7 +146,7 @@ async def test_vehicle_notices_are_held_while_person_notices_pass_by_their_chain
         gate = ConsentGate(store.pool)
         await _revoke(gate, "VEHICLE_SIGNAL")
         signal = vehicle_signal()
-        key = f"{signal['registration_number']}:{signal['plate']}"
+        key = signal_key(signal["registration_number"], signal["plate"])
         await store.upsert_notice("vehicles.signals", key, "vehicle_notice", signal)
         person = approved_person()
         await store.upsert_notice("persons.approved", person["request_id"], "person_notice", person)
@@ -207,7 +208,7 @@ async def test_a_revoke_stops_mails_stored_before_it_but_not_their_withdrawals(
         await gate.store("VEHICLE_SIGNAL", consent_record("VEHICLE_SIGNAL", granted_at=GRANTED))
         dispatcher = Dispatcher(store, settings, clock=_clock)
         sender = OutboxSender(store, settings, clock=_clock)
-        key = f"{vehicle_signal()['registration_number']}:{vehicle_signal()['plate']}"
+        key = signal_key(vehicle_signal()["registration_number"], vehicle_signal()["plate"])
         await store.upsert_notice("vehicles.signals", key, "vehicle_notice", vehicle_signal())
         await dispatcher.batch_notices()
         await sender.send_due()  # the vehicle notice is provided ...

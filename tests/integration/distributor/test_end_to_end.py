@@ -20,6 +20,7 @@ from dagmonitor.topic_admin import apply_topics
 from dagmonitor.topics import get
 from services.distributor.app import Distributor
 from services.distributor.config import DistributorSettings
+from services.distributor.intake import TOPICS as CONSUMED
 from services.distributor.reports import CONFIDENTIAL
 from tests.integration.distributor.conftest import (
     MEETING,
@@ -28,6 +29,7 @@ from tests.integration.distributor.conftest import (
     SettingsFactory,
     SmtpServer,
 )
+from tests.samples import signal_key
 from tests.unit.distributor.samples import (
     DAY,
     IN_DAY,
@@ -98,9 +100,9 @@ async def test_consumed_records_reach_exactly_the_entitled_recipients_and_the_re
     make_settings: SettingsFactory, smtp_server: SmtpServer
 ) -> None:
     settings = make_settings(topic_prefix=f"dist-{uuid.uuid4().hex[:8]}.")
-    # approval.consents: the distributor consumes the OM's standing consents too (the
-    # schema's consents are recorded already, tests/consents.py).
-    names = [*INPUTS, "approval.consents", "distribution.provisions", "pipeline.deadletter"]
+    # Every topic the distributor consumes (the OM's standing consents too: the schema's
+    # consents are recorded already, tests/consents.py), and what it writes.
+    names = sorted({*CONSUMED, "distribution.provisions", "pipeline.deadletter"})
     specs = [get(t) for t in names]
     await apply_topics(settings, specs=specs)
 
@@ -129,7 +131,9 @@ async def test_consumed_records_reach_exactly_the_entitled_recipients_and_the_re
         await outputs.send("victims.approved", "req-victim-1", approved_victim())
         vehicle = vehicle_signal()
         await outputs.send(
-            "vehicles.signals", f"{vehicle['registration_number']}:{vehicle['plate']}", vehicle
+            "vehicles.signals",
+            signal_key(vehicle["registration_number"], vehicle["plate"]),
+            vehicle,
         )
         raw = kafka_clients.producer(settings)
         await raw.start()
@@ -205,7 +209,8 @@ async def test_consumed_records_reach_exactly_the_entitled_recipients_and_the_re
     for mail in grouped["dagmonitor_daily"]:
         assert mail["Subject"] == "Dagmonitor 27-11-2026"
         text = text_of(mail)
-        assert text.index("== Binnenstad (WK034401): 2") < text.index("== Oost (WK034403): 2")
+        assert text.index("== Binnenstad: 2") < text.index("== Oost: 2")
+        assert "WK0344" not in text + html_of(mail), "names, not codes, where a person reads"
         assert (
             "09:15  A10  DIEFSTAL UIT/VANAF PERSONENAUTO | ter hoogte van Voorbeeldstraat 12 bis"
             in text
@@ -239,7 +244,8 @@ async def test_consumed_records_reach_exactly_the_entitled_recipients_and_the_re
             assert key not in raw, "registration numbers stay out of the mail"
 
     person = grouped["person_notice"][0]
-    assert SUSPECT_NAME in text_of(person) and "bvh://photos/0001" in html_of(person)
+    assert SUSPECT_NAME in text_of(person) and "bvh://photos/0001" not in html_of(person)
+    assert "Foto: nog niet ontvangen" in html_of(person), "no photo delivered in this test"
     victim = grouped["victim_notice"][0]
     assert VICTIM_PHONE in text_of(victim) and "Achterdeur geforceerd" in text_of(victim)
     assert PLATE in text_of(grouped["vehicle_notice"][0])
@@ -259,7 +265,7 @@ async def test_consumed_records_reach_exactly_the_entitled_recipients_and_the_re
     assert keys["dagmonitor_daily"] == {("dagmonitor.entries", k) for k in IN_DAY}
     assert keys["person_notice"] == {("persons.approved", "req-person-1")}
     assert keys["victim_notice"] == {("victims.approved", "req-victim-1")}
-    assert keys["vehicle_notice"] == {("vehicles.signals", f"PL0900-2026000009:{PLATE}")}
+    assert keys["vehicle_notice"] == {("vehicles.signals", signal_key("PL0900-2026000009", PLATE))}
 
 
 async def store_rows(settings: DistributorSettings) -> list[dict[str, object]]:

@@ -228,7 +228,10 @@ async def test_attempt_limit_leaves_the_mail_failed_in_the_outbox_until_retried(
 async def test_covenant_expired_nothing_is_provided(
     make_settings: SettingsFactory, smtp_server: SmtpServer
 ) -> None:
-    settings = make_settings(covenant_end_date=dt.date.today() - dt.timedelta(days=1))
+    yesterday = dt.date.today() - dt.timedelta(days=1)
+    settings = make_settings(
+        covenant_start_date=yesterday - dt.timedelta(days=365), covenant_end_date=yesterday
+    )
     store = await open_store(settings)
     try:
         for value in known_day():
@@ -236,7 +239,7 @@ async def test_covenant_expired_nothing_is_provided(
         await Dispatcher(store, settings).ensure_daily(DAY)
         before = metric(
             "dagmonitor_distributor_provisions_blocked_total",
-            reason="covenant_expired",
+            reason="outside_term",
             category="dagmonitor_daily",
         )
         sender = OutboxSender(store, settings)
@@ -249,7 +252,7 @@ async def test_covenant_expired_nothing_is_provided(
         assert (
             metric(
                 "dagmonitor_distributor_provisions_blocked_total",
-                reason="covenant_expired",
+                reason="outside_term",
                 category="dagmonitor_daily",
             )
             == before + 3

@@ -119,12 +119,16 @@ async def test_hotspot_report_ranks_and_embeds_its_chart(
     mail = mails[0]
     assert mail["Subject"] == "Cumulatieve Dagmonitor (hotspots) 14-11-2026 t/m 27-11-2026"
     text = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
-    # 3581AB: the day's E35 plus three in the period (the one 14 days back is outside it).
-    assert "  1. 3581AB (Oost): 4" in text
+    # 3581AB: the day's E35 plus three in the period; the one 14 days back is in the previous
+    # period, the comparison.
+    assert "  1. 3581AB (Oost): 4 (+3)" in text
     # 3511AB: two on the day and one late on the day before (in the period too).
-    assert "  2. 3511AB (Binnenstad): 3" in text
-    assert "  3. Postcode onbekend (Oost): 1" in text
-    assert "  1. Oost (WK034403): 5 in 2 postcodes" in text
+    assert "  2. 3511AB (Binnenstad): 3 (nieuw)" in text
+    assert "  1. 3581 (Oost): 4 (+3)" in text, "aggregated to PC4"
+    # The entry without a postcode is counted, never ranked as a place.
+    assert "Postcode onbekend" not in text and "waarvan 1 zonder postcode" in text
+    assert "  1. Oost: 5 (+4)" in text
+    assert "WK034403" not in text, "names, not codes"
     related = next(p for p in mail.walk() if p.get_content_type() == "multipart/related")
     html, image = related.get_payload()  # type: ignore[misc]
     assert image.get_content_type() == "image/png"

@@ -28,6 +28,7 @@ from tests.integration.distributor.conftest import (
     SettingsFactory,
     SmtpServer,
 )
+from tests.samples import signal_key
 from tests.unit.distributor.samples import (
     DAY,
     IN_DAY,
@@ -156,7 +157,7 @@ async def test_a_retention_deletion_sends_no_withdrawal(
     parts: Parts, smtp_server: SmtpServer
 ) -> None:
     _settings, store, dispatcher, sender = parts
-    key = f"{vehicle_signal()['registration_number']}:{PLATE}"
+    key = signal_key(vehicle_signal()["registration_number"], PLATE)
     await store.upsert_notice("vehicles.signals", key, "vehicle_notice", vehicle_signal())
     await dispatcher.batch_notices()
     await sender.send_due()
@@ -169,7 +170,7 @@ async def test_a_withdrawn_vehicle_and_entry_name_what_was_received(
     parts: Parts, smtp_server: SmtpServer
 ) -> None:
     settings, store, dispatcher, sender = parts
-    key = f"{vehicle_signal()['registration_number']}:{PLATE}"
+    key = signal_key(vehicle_signal()["registration_number"], PLATE)
     await store.upsert_notice("vehicles.signals", key, "vehicle_notice", vehicle_signal())
     for value in known_day():
         await store.upsert_entry(value)

@@ -25,7 +25,7 @@ from dagmonitor.codec import INCIDENT_EVENT, default_codec
 from dagmonitor.settings import DagmonitorSettings
 from tests.e2e_pipeline import RECIPIENTS, Mail, Pipeline
 from tests.kafkautil import produce
-from tests.samples import incident
+from tests.samples import incident, signal_key
 
 pytestmark = pytest.mark.integration
 
@@ -136,7 +136,7 @@ async def test_withdrawals_before_and_after_the_mail(pipeline: Pipeline) -> None
         ("approval.requests", early_requests),
         ("persons.approved", early_requests),
         ("victims.approved", early_requests),
-        ("vehicles.signals", {f"{EARLY}:XX-001-X"}),
+        ("vehicles.signals", {signal_key(EARLY, "XX-001-X")}),
         ("dagmonitor.entries", {EARLY}),
     ):
         words = await _last_words(pipeline.settings, topic)

@@ -44,7 +44,7 @@ from tests.integration.retention.conftest import (
     read_topic,
     retention_settings,
 )
-from tests.samples import escalation
+from tests.samples import escalation, signal_key
 from tests.unit.approval.samples import approval_request
 from tests.unit.distributor.samples import approved_person, approved_victim, entry, vehicle_signal
 
@@ -93,7 +93,7 @@ def records_for(tag: str, n: int, label: str, at: datetime) -> list[Record]:
             ),
             at,
         ),
-        Record("vehicles.signals", f"{reg}:{signal['plate']}", signal, at),
+        Record("vehicles.signals", signal_key(reg, signal["plate"]), signal, at),
         Record(
             "approval.requests",
             f"req-{tag}-{label}",

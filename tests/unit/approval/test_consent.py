@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dagmonitor.covenant import Term
 from dagmonitor.gates import GateCategory
 from services.approval import consent
 from services.approval.access import ConsentCapability, Principal, consent_scope
@@ -16,7 +17,7 @@ from services.approval.errors import ConsentRevoked, InvalidConsent
 
 AMS = ZoneInfo("Europe/Amsterdam")
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-LIMIT = consent.covenant_limit(NOW, date(2027, 3, 31), AMS)
+LIMIT = Term(date(2026, 4, 1), date(2027, 3, 31)).ends_at(AMS)
 
 
 def _grant(**overrides: object) -> consent.Consent:
@@ -33,9 +34,8 @@ def _grant(**overrides: object) -> consent.Consent:
     return consent.grant(**values)  # type: ignore[arg-type]
 
 
-def test_the_limit_is_the_end_of_the_covenants_last_day_or_a_year() -> None:
+def test_the_limit_is_the_end_of_the_covenants_last_day() -> None:
     assert datetime(2027, 4, 1, 0, 0, tzinfo=AMS) == LIMIT
-    assert consent.covenant_limit(NOW, None, AMS) == NOW + timedelta(days=365)
 
 
 def test_a_grant_records_who_when_which_reference_and_until_the_covenants_end() -> None:

@@ -82,6 +82,32 @@ class RecordingProducer:
         done.set_result(SimpleNamespace(offset=len(self.sent)))
         return done
 
+    def create_batch(self) -> RecordingBatch:
+        return RecordingBatch()
+
+    async def send_batch(
+        self, batch: RecordingBatch, topic: str, *, partition: int
+    ) -> asyncio.Future[Any]:
+        base = len(self.sent)
+        self.sent += [(topic, key, value) for key, value in batch.records]
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(SimpleNamespace(offset=base))
+        return done
+
+    async def partitions_for(self, _topic: str) -> set[int]:
+        return {0}
+
+
+class RecordingBatch:
+    """What ``Batch.flush`` appends to one record batch."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes, bytes | None]] = []
+
+    def append(self, *, key: bytes, value: bytes | None, **_options: Any) -> SimpleNamespace:
+        self.records.append((key, value))
+        return SimpleNamespace(offset=len(self.records) - 1)
+
 
 class Wired:
     """A classifier and one batch over a recording producer, fed record by record."""
@@ -97,14 +123,20 @@ class Wired:
     def sent_to(self, topic: str) -> list[tuple[bytes, bytes | None]]:
         return [(key, value) for name, key, value in self.producer.sent if name == topic]
 
+    async def flush(self) -> None:
+        """Send what the handlers queued, as the processor does after a batch."""
+        await self.batch.flush()
+
     async def incident(self, event: dict[str, Any], *, route_e35: bool = True) -> None:
         value = default_codec().encode(INCIDENT_EVENT, event)
         await self.app._on_incident(_record(event["registration_number"], value), self.batch)
+        await self.flush()
         if route_e35:
             await self._route_e35()
 
     async def withdraw(self, registration: str) -> None:
         await self.app._on_incident(_record(registration, None), self.batch)
+        await self.flush()
         await self._route_e35()
 
     def escalate(self, area: str, *, until: datetime) -> None:
@@ -115,6 +147,7 @@ class Wired:
     async def municipal(self, report_id: str, record: dict[str, Any] | None) -> None:
         value = None if record is None else default_codec().encode(MUNICIPAL_REPORT, record)
         await self.app._on_municipal(_record(report_id, value), self.batch)
+        await self.flush()
         await self._route_e35()
 
     async def _route_e35(self) -> None:
@@ -123,6 +156,7 @@ class Wired:
         for key, value in pending[self.routed :]:
             await self.app._on_e35(_record(key.decode(), value), self.batch)
         self.routed = len(pending)
+        await self.flush()
 
     def window(self, area: str) -> Any:
         return self.batch.get(self.app.e35_windows, area.encode())
@@ -292,6 +326,7 @@ async def test_an_envelope_from_before_adr_0016_still_gets_its_entry_out() -> No
         "report": {**report, "entry": plain, "detailed_entry": detailed},
     }
     await wired.app._on_e35(_record("3511AB", json.dumps(envelope).encode()), wired.batch)
+    await wired.flush()
     (entry,) = _entries(wired)
     assert (entry["registration_number"], entry["house_number"]) == ("PL0900-2026000730", 12)
     assert count(wired.window("3511AB")) == 1

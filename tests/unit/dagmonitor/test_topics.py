@@ -7,7 +7,8 @@ import pytest
 from dagmonitor import topics
 from dagmonitor.topics import DAY_MS, TOPICS, Cleanup
 
-# (topic, key, schema's record name, cleanup, retention days), copied from the contract.
+# (topic, key, schema's record name, cleanup, retention days), from the contract, with the time
+# retentions shortened so that no topic keeps a record past 365 days (ADR 0019).
 CONTRACT = [
     ("bvh.incidents", "registration_number", "IncidentEvent", "delete", 7),
     ("bvh.persons", "notice_id", "PersonNotice", "delete", 7),
@@ -15,23 +16,25 @@ CONTRACT = [
     ("ingest.incidents", "registration_number", "IncidentEvent", "delete", 7),
     ("ingest.persons", "notice_id", "PersonNotice", "delete", 7),
     ("ingest.municipal", "report_id", "MunicipalReport", "delete", 14),
+    ("ingest.photos", "photo_id", "Photo", "delete", 14),
     ("pipeline.deadletter", "source key", "DeadLetter", "delete", 7),
-    ("dagmonitor.entries", "registration_number", "DagmonitorEntry", "compact,delete", 366),
+    ("dagmonitor.entries", "registration_number", "DagmonitorEntry", "compact,delete", 364),
     (
         "vehicles.signals",
-        'registration_number + ":" + plate',
+        'registration_number + ":" + plate_ref',
         "VehicleSignal",
         "compact,delete",
-        366,
+        364,
     ),
-    ("approval.requests", "request_id", "ApprovalRequest", "compact,delete", 366),
-    ("approval.decisions", "request_id", "ApprovalDecision", "delete", 366),
-    ("persons.approved", "request_id", "ApprovedPerson", "compact,delete", 366),
-    ("victims.approved", "request_id", "ApprovedVictim", "compact,delete", 366),
-    ("escalations.approved", "postcode", "Escalation", "compact,delete", 366),
+    ("approval.requests", "request_id", "ApprovalRequest", "compact,delete", 364),
+    ("approval.decisions", "request_id", "ApprovalDecision", "delete", 364),
+    ("persons.approved", "request_id", "ApprovedPerson", "compact,delete", 364),
+    ("victims.approved", "request_id", "ApprovedVictim", "compact,delete", 364),
+    ("escalations.approved", "postcode", "Escalation", "compact,delete", 364),
     ("approval.consents", "category", "Consent", "compact", 366),
-    ("distribution.provisions", "provision_id", "Provision", "delete", 366),
-    ("retention.events", 'topic + ":" + key', "RetentionEvent", "delete", 366),
+    ("covenant.term", "start_date", "CovenantTerm", "compact", 366),
+    ("distribution.provisions", "provision_id", "Provision", "delete", 364),
+    ("retention.events", 'topic + ":" + key', "RetentionEvent", "delete", 7),
 ]
 
 
@@ -49,6 +52,22 @@ def test_row_matches_contract(name: str, key: str, record: str, cleanup: str, da
     assert configs["cleanup.policy"] == cleanup
     assert configs["retention.ms"] == str(days * DAY_MS)
     assert spec.partitions >= 1
+
+
+@pytest.mark.parametrize("spec", TOPICS + topics.INTERNAL_TOPICS, ids=lambda s: s.name)
+def test_no_topic_keeps_a_record_longer_than_365_days(spec: topics.TopicSpec) -> None:
+    """Time retention plus the segment's lifetime: the longest a record stays on the broker.
+
+    Compact-only topics (the OM's consents, the covenant's term) hold no citizen's data and
+    must never lapse by age."""
+    life = spec.longest_life_ms
+    if spec.cleanup is Cleanup.COMPACT:
+        assert life is None
+        assert "approved" not in spec.name and spec.owner is None
+        return
+    assert life is not None
+    assert life <= 365 * DAY_MS, f"{spec.name}: {life / DAY_MS:.2f} days"
+    assert spec.configs()["segment.ms"] == str(DAY_MS)
 
 
 def test_every_schema_named_by_the_table_is_in_schemas_dir() -> None:

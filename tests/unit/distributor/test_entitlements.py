@@ -26,6 +26,7 @@ EXPECTED = {
     Category.PERSON_NOTICE: ({SAFETY, LEADER}, True),
     Category.VICTIM_NOTICE: ({SAFETY}, True),
     Category.VEHICLE_NOTICE: ({LEADER}, True),
+    Category.COVENANT_EVALUATION: ({SAFETY, MEETING, LEADER}, False),
 }
 
 ALL_CONFIGURED = {

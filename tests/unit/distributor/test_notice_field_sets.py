@@ -18,7 +18,6 @@ PERSON = full_person("SUSPECT")
 SHOWN_AS = {
     "address": ("Adres", "Nergensweg 7b, 3512ZZ Utrecht"),
     "phone": ("Telefoon", PERSON["phone"]),
-    "photo_ref": ("Foto", PERSON["photo_ref"]),
     "birth_date": ("Geboortedatum", "29-02-1988"),
 }
 """How a notice shows each person field (the name is the item's title)."""
@@ -49,6 +48,10 @@ def test_a_notice_shows_the_field_set_and_no_empty_label(category: str) -> None:
             assert label not in lines, f"{category} shows no {label}"
             assert f"{label}:" not in text and f"<th>{label}</th>" not in html
             assert shown not in text + html
+    # The photo is no label line but the image itself, or a note that it has not arrived.
+    assert (item.photo_id is not None) == ("photo_ref" in shared)
+    assert ("Foto: nog niet ontvangen" in text) == ("photo_ref" in shared)
+    assert PERSON["photo_ref"] not in text + html, "never the police's link"
     assert (lines.get("Werkwijze") == MODUS_OPERANDI) == modus_operandi
     assert "1988" not in text + html, "the birth date leaves for no category"
     assert "<td></td>" not in html

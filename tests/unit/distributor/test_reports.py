@@ -92,7 +92,7 @@ def test_competition_ranking() -> None:
     assert competition_ranks([]) == []
 
 
-def test_hotspots_ranked_by_count_ties_by_name() -> None:
+def test_hotspots_rank_real_places_only_unknown_counted_apart() -> None:
     hotspots = rank_hotspots(
         [
             PostcodeCount("WK1", "Zuid", "3521AA", 4),
@@ -100,17 +100,18 @@ def test_hotspots_ranked_by_count_ties_by_name() -> None:
             PostcodeCount("WK2", "Noord", "3551BC", 1),
             PostcodeCount("WK3", "West", None, 7),
             PostcodeCount("WK4", "Leeg", "3500XX", 0),
-        ]
+        ],
+        min_count=1,
     )
-    assert [(p.rank, p.postcode, p.count) for p in hotspots.postcodes] == [
-        (1, "Postcode onbekend", 7),
-        (2, "3551BB", 4),
-        (2, "3521AA", 4),
-        (4, "3551BC", 1),
+    assert [(p.rank, p.place, p.count) for p in hotspots.pc6] == [
+        (1, "3521AA", 4),
+        (1, "3551BB", 4),
+        (3, "3551BC", 1),
+    ], "no 'Postcode onbekend' among the places"
+    assert [(p.rank, p.place, p.count) for p in hotspots.pc4] == [(1, "3551", 5), (2, "3521", 4)]
+    assert [(d.rank, d.district, d.count) for d in hotspots.districts] == [
+        (1, "West", 7),
+        (2, "Noord", 5),
+        (3, "Zuid", 4),
     ]
-    assert [(d.rank, d.district, d.count, d.postcodes) for d in hotspots.districts] == [
-        (1, "West", 7, 1),
-        (2, "Noord", 5, 2),
-        (3, "Zuid", 4, 1),
-    ]
-    assert hotspots.total == 16
+    assert (hotspots.total, hotspots.unknown) == (16, 7)

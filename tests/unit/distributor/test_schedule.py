@@ -11,11 +11,9 @@ import pytest
 from dagmonitor.clock import day_bounds, last_daily_run, local_instant, next_daily_run
 from services.distributor.schedule import (
     Period,
-    covenant_days_remaining,
     daily_report_day,
     hotspot_period,
     is_hotspot_run_day,
-    provision_allowed,
 )
 
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -97,12 +95,3 @@ def test_hotspot_runs_every_fourteen_days_over_fourteen_days() -> None:
     assert period.days == 14
     start, end = hotspot_period(date(2026, 4, 4)).bounds(AMS)
     assert end - start == timedelta(days=14, hours=-1), "the period spans the spring change"
-
-
-def test_covenant_end_date_is_the_last_day() -> None:
-    end = date(2026, 12, 31)
-    assert provision_allowed(date(2026, 12, 31), end)
-    assert not provision_allowed(date(2027, 1, 1), end)
-    assert provision_allowed(date(2030, 1, 1), None)
-    assert covenant_days_remaining(date(2026, 12, 1), end) == 30
-    assert covenant_days_remaining(date(2027, 1, 2), end) == -2

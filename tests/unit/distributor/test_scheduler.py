@@ -65,6 +65,9 @@ async def test_notice_batcher_runs_at_its_interval() -> None:
             batches.append(1)
             return []
 
+        async def forget_expired(self) -> dict[str, int]:
+            return {}
+
     settings = DistributorSettings.load(notice_interval_seconds=0.02, smtp_allow_plaintext=True)
     scheduler = Scheduler(Batcher(), settings)  # type: ignore[arg-type]
     stop = asyncio.Event()
@@ -87,14 +90,18 @@ async def test_a_withdrawal_wakes_the_notice_step_before_its_interval() -> None:
             runs.append("notices")
             return []
 
+        async def forget_expired(self) -> dict[str, int]:
+            runs.append("forget")
+            return {}
+
     settings = DistributorSettings.load(notice_interval_seconds=3600, smtp_allow_plaintext=True)
     scheduler = Scheduler(Steps(), settings)  # type: ignore[arg-type]
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run_notices(stop))
     await asyncio.sleep(0.05)
-    assert runs == ["withdrawals", "notices"], "withdrawals first, then the batches"
+    assert runs == ["withdrawals", "notices", "forget"], "withdrawals first, then the batches"
     scheduler.wake_notices()
     await asyncio.sleep(0.05)
     stop.set()
     await asyncio.wait_for(task, 5)
-    assert runs == ["withdrawals", "notices"] * 2
+    assert runs == ["withdrawals", "notices", "forget"] * 2

@@ -90,5 +90,6 @@ def test_the_identity_is_per_record_and_first_provision() -> None:
 
 
 def test_every_category_that_carries_records_has_a_withdrawal_wording() -> None:
-    assert set(WITHDRAWN_WHAT) == set(Category) - {Category.HOTSPOTS}, "hotspots: counts only"
+    counts_only = {Category.HOTSPOTS, Category.COVENANT_EVALUATION}
+    assert set(WITHDRAWN_WHAT) == set(Category) - counts_only, "hotspots, evaluation: counts"
     assert set(WITHDRAWN_SHORT) == set(WITHDRAWN_WHAT)

@@ -58,14 +58,18 @@ def test_every_service_has_one_row_and_only_table_topics() -> None:
 
 
 def test_ingest_reads_the_police_topics_and_writes_their_validated_copies(apps: dict) -> None:
+    from services.ingest.app import PHOTOS_TOPIC
     from services.ingest.pipeline import KINDS, MUNICIPAL
 
     row = BY_SERVICE["ingest"]
     kinds = (*KINDS, MUNICIPAL)
     assert row.reads == _consumed(apps["ingest"]) == {k.source for k in kinds}
     # HTTP POSTs are published to bvh.* / municipal.reports (as the submitting system would),
-    # then validated onwards.
-    assert row.writes == {k.target for k in kinds} | {k.source for k in kinds} | {DEAD_LETTERS}
+    # then validated onwards; photos PUT over HTTP are checked there and go to ingest.photos.
+    assert row.writes == {k.target for k in kinds} | {k.source for k in kinds} | {
+        DEAD_LETTERS,
+        PHOTOS_TOPIC,
+    }
     assert apps["ingest"].group == "dagmonitor-ingest"
 
 
@@ -91,10 +95,11 @@ def test_classifier_writes_exactly_what_the_policy_outputs(apps: dict) -> None:
 def test_approval_consumes_requests_and_publishes_its_outbox() -> None:
     from services.approval.app import REQUESTS_TOPIC
     from services.approval.outbox import RELAY_TOPICS
+    from services.approval.workflow import PROVISIONS_TOPIC
 
     row = BY_SERVICE["approval"]
     # The relay's recovery reads back what it published.
-    assert row.reads == {REQUESTS_TOPIC, *RELAY_TOPICS}
+    assert row.reads == {REQUESTS_TOPIC, PROVISIONS_TOPIC, *RELAY_TOPICS}
     assert row.writes == {*RELAY_TOPICS, DEAD_LETTERS}
 
 

@@ -68,6 +68,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
         "DagmonitorMailsRetrying",
         "DagmonitorCovenantExpiring",
         "DagmonitorCovenantExpired",
+        "DagmonitorMailsHeldOutsideTerm",
         "DagmonitorRetentionOverdue",
     }
     assert {c["alertname"] for c in cases if c.get("exp_alerts")} == names
