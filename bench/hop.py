@@ -83,7 +83,7 @@ def incidents(count: int, first: int = 1) -> list[tuple[bytes, bytes]]:
     base = list(Generator(seed=21, day=day).incidents(min(count, 2000)))
     pairs = []
     for sequence in range(count):
-        number = f"PL0900-{day.year}{sequence + first:07d}"
+        number = f"PL0900-{day.year}{sequence + first:06d}"
         line = dict(base[sequence % len(base)], registration_number=number, version=1)
         line["event_id"] = f"EVT-{number}"
         record = record_from_json(INCIDENT_EVENT, line)
@@ -540,7 +540,12 @@ async def main_run(args: argparse.Namespace) -> None:
         for number in range(args.rounds):
             rows: list[Row] = []
             if args.together:
-                rows += await together(args.together.split(","), pairs, used)
+                hops = args.together.split(",")
+                try:
+                    rows += await together(hops, pairs, used)
+                except RuntimeError as exc:  # a busy box: say why, and run them again
+                    print(f"  together failed, once more: {exc}", file=sys.stderr)
+                    rows += await together(hops, pairs, used)
             for name in names:
                 data = replay_pairs if name == "replay" else pairs
                 try:

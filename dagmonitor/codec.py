@@ -531,10 +531,7 @@ def _compile_record(
     def record_check(value: Any) -> bool:
         if not isinstance(value, Mapping):
             return False
-        for name, check in fields:
-            if name in value and not check(value[name]):
-                return False
-        return True
+        return all(check(value[name]) for name, check in fields if name in value)
 
     return record_check
 

@@ -363,7 +363,7 @@ class StreamProcessor:
         service: str,
         codec: Codec | None = None,
         internal_topics: Sequence[TopicSpec] = (),
-        max_records: int = 1000,
+        max_records: int = 5000,
         retry_backoff: tuple[float, float] = (0.2, 10.0),
         lag_interval: float = 5.0,
     ) -> None:

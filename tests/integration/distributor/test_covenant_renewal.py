@@ -70,10 +70,11 @@ async def test_the_evaluation_sent_lets_the_approval_service_renew_and_the_distr
     await distributor.start()
     await approval.start()
     stop = asyncio.Event()
+    consuming: list[asyncio.Task[None]] = []
     try:
         assert distributor.store and approval.workflow and approval.consumer
         assert distributor.consumer
-        consuming = [
+        consuming += [
             asyncio.create_task(approval.consumer.run(stop)),
             asyncio.create_task(distributor.consumer.run(stop)),
         ]
