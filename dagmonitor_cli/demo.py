@@ -27,12 +27,14 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from dagmonitor.clock import last_daily_run, local_date
 from dagmonitor.errors import DagmonitorError
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor_cli.browser import PHONE_WIDTH, BrowserError, browser, mail_html
@@ -241,7 +243,10 @@ async def photograph(mails: list[Path], folder: Path, echo: Echo) -> list[Path]:
     return shots
 
 
-def default_day() -> date:
-    """The day before yesterday: the distributor catches up yesterday's scheduled Dagmonitor
-    as soon as it starts, so a demo of yesterday would find that report already sent."""
-    return datetime.now(AMSTERDAM).date() - timedelta(days=2)
+def default_day(now: datetime | None = None, report_time: time_of_day = time_of_day(7, 0)) -> date:
+    """The day before the one the distributor's catch-up reports on: the distributor sends the
+    latest scheduled Dagmonitor (for the day before that run) as soon as it starts, before the
+    demo has published anything, so a demo of that day would find an empty report sent. Before
+    07:00 the latest run was yesterday's, reporting on the day before yesterday."""
+    latest_run = last_daily_run(now or datetime.now(UTC), report_time, AMSTERDAM)
+    return local_date(latest_run, AMSTERDAM) - timedelta(days=2)
