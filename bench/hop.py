@@ -116,6 +116,15 @@ class Progress:
     total: int
     cpu_s: float
     """CPU seconds the stage's processes spent between the first and the last commit."""
+    broker_s: float = 0.0
+    """... the broker spent meanwhile."""
+    busy_s: float = 0.0
+    """... the whole machine (every process, every core) spent meanwhile."""
+
+    @property
+    def broker_share(self) -> float:
+        """The broker's share of the machine's busy CPU while the stage ran."""
+        return self.broker_s / self.busy_s if self.busy_s else float("nan")
 
     @property
     def cpu_us(self) -> float:
@@ -144,7 +153,8 @@ async def watch(
     admin = kafka_clients.admin(settings)
     await admin.start()
     first: tuple[float, int] | None = None
-    cpu_at_first = 0.0
+    cpu_at_first = broker_at_first = busy_at_first = 0.0
+    broker = broker_pid()
     deadline = time.perf_counter() + timeout
     try:
         while time.perf_counter() < deadline:
@@ -156,8 +166,18 @@ async def watch(
             now = time.perf_counter()
             if count and first is None:
                 first, cpu_at_first = (now, count), cpu_seconds(procs)
+                broker_at_first = pid_cpu_seconds(broker) if broker else 0.0
+                busy_at_first = machine_busy_seconds()
             if count >= total and first is not None:
-                return Progress(first[0], first[1], now, total, cpu_seconds(procs) - cpu_at_first)
+                return Progress(
+                    first[0],
+                    first[1],
+                    now,
+                    total,
+                    cpu_seconds(procs) - cpu_at_first,
+                    (pid_cpu_seconds(broker) - broker_at_first) if broker else 0.0,
+                    machine_busy_seconds() - busy_at_first,
+                )
             await asyncio.sleep(0.02)
         raise TimeoutError(f"{group} did not commit {total} records of {topic} in time")
     finally:
@@ -166,11 +186,30 @@ async def watch(
 
 def cpu_seconds(procs: Sequence[subprocess.Popen[bytes]]) -> float:
     """User and system CPU time of ``procs`` so far (``/proc/<pid>/stat``)."""
-    total = 0
-    for proc in procs:
-        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(pid_cpu_seconds(proc.pid) for proc in procs)
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def broker_pid() -> int | None:
+    """The local stack's Kafka broker (its JVM logs under this checkout's ``.local``)."""
+    marker = f"-Dkafka.logs.dir={Path.cwd()}/.local/".encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle so far (``/proc/stat``)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -401,9 +440,13 @@ async def stage(name: str, pairs: list[tuple[bytes, bytes]], used: list[str]) ->
             ]
             group = settings.group("classifier")
             progress = await watch(settings, group, ingest_topic, count, procs)
-            return [
-                Row(name, count, progress.rate, progress.cpu_us, list(stop_all(procs).values()))
-            ]
+            seconds = progress.done_at - progress.first_commit_at
+            share = (
+                f"broker {progress.broker_share:.0%} of the busy CPU; "
+                f"machine busy {progress.busy_s / seconds:.2f} cores"
+            )
+            rss = list(stop_all(procs).values())
+            return [Row(name, count, progress.rate, progress.cpu_us, rss, share)]
         # pipeline and replay: ingest and classifier as two processes
         ingest, _ = service("ingest", prefix)
         classifier, _ = service("classifier", prefix)
@@ -417,14 +460,14 @@ async def stage(name: str, pairs: list[tuple[bytes, bytes]], used: list[str]) ->
         rate = (count - ingest_progress.first_committed) / (
             progress.done_at - ingest_progress.first_commit_at
         )
-        rss = stop_all(procs)
+        peaks = stop_all(procs)
         rows = [
             Row(
                 name,
                 count,
                 rate,
                 ingest_progress.cpu_us + progress.cpu_us,
-                [rss[ingest.pid], rss[classifier.pid]],
+                [peaks[ingest.pid], peaks[classifier.pid]],
                 f"wall {wall:.1f} s incl. start-up; fill {fill_s:.1f} s",
             )
         ]

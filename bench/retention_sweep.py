@@ -42,7 +42,7 @@ from dagmonitor.topic_admin import apply_topics  # noqa: E402
 from dagmonitor.topics import get  # noqa: E402
 from services.retention.app import apply_migrations, open_store, open_sweeper  # noqa: E402
 from services.retention.config import RetentionSettings  # noqa: E402
-from services.retention.policy import PROVIDED_TOPICS, Provided, cutoff  # noqa: E402
+from services.retention.policy import PROVIDED_TOPICS, Provided  # noqa: E402
 from services.retention.sweep import Sweeper  # noqa: E402
 
 TOPICS = [*PROVIDED_TOPICS, "retention.events"]
@@ -57,12 +57,14 @@ async def seed(settings: RetentionSettings, rows: int, expired: int, now: dateti
     try:
         await conn.execute(f"SET search_path TO {settings.db_schema}")
         topic_array = "ARRAY[" + ", ".join(f"'{t}'" for t in PROVIDED_TOPICS) + "]"
+        # expires_at: a year after provision, so only the expired rows are due at ``now``
         await conn.execute(
-            "INSERT INTO provided (topic, key, provided_at) "
-            f"SELECT ({topic_array})[1 + i % {len(PROVIDED_TOPICS)}], 'bench-' || i, "
+            "INSERT INTO provided (topic, key, provided_at, expires_at) "
+            f"SELECT ({topic_array})[1 + i % {len(PROVIDED_TOPICS)}], 'bench-' || i, at, "
+            "at + interval '365 days' FROM (SELECT i, "
             "CASE WHEN i <= $2 THEN $1::timestamptz - interval '366 days' - i * interval '5 s' "
             "ELSE $1::timestamptz - (i % 364) * interval '1 day' - (i % 86400) * interval '1 s' "
-            "END FROM generate_series(1, $3) AS i",
+            "END AS at FROM generate_series(1, $3) AS i) AS s",
             now,
             expired,
             rows,
@@ -111,10 +113,10 @@ async def plan(settings: RetentionSettings, now: datetime) -> str:
         try:
             rows = await conn.fetch(
                 "EXPLAIN (ANALYZE, COSTS OFF) DELETE FROM provided WHERE ctid = ANY(ARRAY("
-                "SELECT ctid FROM provided WHERE provided_at < $1 "
-                "ORDER BY provided_at LIMIT $2 FOR UPDATE SKIP LOCKED"
-                ")) RETURNING topic, key, provided_at",
-                cutoff(now),
+                "SELECT ctid FROM provided WHERE expires_at < $1 "
+                "ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+                ")) RETURNING topic, key, provided_at, expires_at",
+                now,
                 settings.retention_batch_size,
             )
         finally:
