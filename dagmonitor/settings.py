@@ -8,6 +8,7 @@ wins. Nothing outside a settings object reads the environment.
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 from pathlib import Path
@@ -76,6 +77,12 @@ class DagmonitorSettings(BaseSettings):
     kafka_ca_file: Path | None = Field(
         default=None, description="CA certificate of the brokers (SASL_SSL); system CAs if unset."
     )
+    kafka_credentials_file: Path | None = Field(
+        default=None,
+        description="Local stack only: a JSON file of SCRAM passwords by user (written by "
+        "`dagmonitor up`, mode 0600); the password of DAGMONITOR_KAFKA_SASL_USERNAME comes from "
+        "it when DAGMONITOR_KAFKA_SASL_PASSWORD is unset.",
+    )
     kafka_declare_topics: bool = Field(
         default=True,
         description="Let the stream services create their internal topics; false where they "
@@ -99,14 +106,45 @@ class DagmonitorSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Self:
+        # With the local stack's credentials file the principal may be chosen later (as_principal).
         if self.kafka_security_protocol == "SASL_SSL" and not (
-            self.kafka_sasl_username and self.kafka_sasl_password
+            (self.kafka_sasl_username and self.kafka_sasl_password) or self.kafka_credentials_file
         ):
             raise ValueError(
                 "DAGMONITOR_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs DAGMONITOR_KAFKA_SASL_USERNAME "
                 "and DAGMONITOR_KAFKA_SASL_PASSWORD"
             )
         return self
+
+    def as_principal(self, principal: str) -> Self:
+        """These settings connecting as ``principal`` of the local stack's credentials file.
+
+        On a broker the local stack does not manage (no credentials file) the settings stay as
+        they are: whoever ``DAGMONITOR_KAFKA_SASL_USERNAME`` names connects.
+        """
+        if self.kafka_security_protocol != "SASL_SSL" or self.kafka_credentials_file is None:
+            return self
+        return self.model_copy(
+            update={"kafka_sasl_username": principal, "kafka_sasl_password": None}
+        )
+
+    def _sasl_password(self) -> str:
+        if not self.kafka_sasl_username:
+            raise ValueError(
+                "connect to Kafka as which principal? Set DAGMONITOR_KAFKA_SASL_USERNAME "
+                "(the local stack's users: deploy/k8s/access.py)"
+            )
+        if self.kafka_sasl_password is not None:
+            return self.kafka_sasl_password.get_secret_value()
+        assert self.kafka_credentials_file is not None  # checked by the validator
+        try:
+            passwords = json.loads(self.kafka_credentials_file.read_text())
+            return str(passwords[self.kafka_sasl_username])
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(
+                f"no SCRAM password for Kafka user {self.kafka_sasl_username!r} in "
+                f"{self.kafka_credentials_file} ({type(exc).__name__})"
+            ) from None
 
     def kafka_ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for the brokers (None on PLAINTEXT)."""
@@ -119,12 +157,11 @@ class DagmonitorSettings(BaseSettings):
         """Connection options for an aiokafka producer, consumer or admin client."""
         options: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers}
         if self.kafka_security_protocol == "SASL_SSL":
-            assert self.kafka_sasl_password is not None  # checked by the validator
             options.update(
                 security_protocol="SASL_SSL",
                 sasl_mechanism="SCRAM-SHA-512",
                 sasl_plain_username=self.kafka_sasl_username,
-                sasl_plain_password=self.kafka_sasl_password.get_secret_value(),
+                sasl_plain_password=self._sasl_password(),
                 ssl_context=self.kafka_ssl_context(),
             )
         return options

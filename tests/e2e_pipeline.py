@@ -75,7 +75,7 @@ class Pipeline:
     def __init__(self, stack: DagmonitorSettings, tmp: Path) -> None:
         self.tmp = tmp
         self.tag = uuid.uuid4().hex[:8]
-        self.settings = DagmonitorSettings.load(topic_prefix=f"e2e{self.tag}.")
+        self.settings = DagmonitorSettings.load(topic_prefix=f"test-e2e{self.tag}.")
         self.mail_dir = tmp / "mail"
         self.smtp_port = free_port()
         self.smtp: subprocess.Popen[bytes] | None = None

@@ -97,7 +97,7 @@ def html_of(mail: EmailMessage) -> str:
 async def test_consumed_records_reach_exactly_the_entitled_recipients_and_the_register(
     make_settings: SettingsFactory, smtp_server: SmtpServer
 ) -> None:
-    settings = make_settings(topic_prefix=f"dist-{uuid.uuid4().hex[:8]}.")
+    settings = make_settings(topic_prefix=f"test-dist-{uuid.uuid4().hex[:8]}.")
     # approval.consents: the distributor consumes the OM's standing consents too (the
     # schema's consents are recorded already, tests/consents.py).
     names = [*INPUTS, "approval.consents", "distribution.provisions", "pipeline.deadletter"]

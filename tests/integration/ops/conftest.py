@@ -159,7 +159,7 @@ async def pipeline_run(
     loop = asyncio.get_running_loop()
     started = loop.time()
     work = tmp_path_factory.mktemp("ops-pipeline")
-    settings = DagmonitorSettings.load(topic_prefix=f"ops{uuid.uuid4().hex[:8]}.")
+    settings = DagmonitorSettings.load(topic_prefix=f"test-ops{uuid.uuid4().hex[:8]}.")
     await apply_topics(settings)
     schemas = {s: f"{s}_{uuid.uuid4().hex[:8]}" for s in ("approval", "distributor")}
     key_file, _ = init_dev_key(work / "dev-signing-key.pem")
