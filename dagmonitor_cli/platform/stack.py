@@ -74,6 +74,7 @@ class LocalStack:
         self.state_file = self.root / "stack.json"
         self.env_file = self.root / "stack.env"
         self.services = LocalServices(self.root)
+        self.postgres_roles_file = self.root / "postgres-roles.json"
 
     # -- state -------------------------------------------------------------------------------
 
@@ -202,6 +203,10 @@ class LocalStack:
                     DAGMONITOR_KAFKA_SASL_USERNAME=row.principal,
                     DAGMONITOR_KAFKA_DECLARE_TOPICS="false",
                 )
+        database = state.get("postgres")
+        if database is not None and database.managed:
+            for name, url in self.service_databases(database.address).items():
+                own[name]["DAGMONITOR_DATABASE_URL"] = url
         return own
 
     def _consents_up(self, echo: Echo) -> None:
@@ -274,6 +279,7 @@ class LocalStack:
             return Component("postgres", url, False, None, took, "reused")
         port = postgres.running_port(self.postgres)
         if port is not None and postgres.server_ready(postgres.dsn(port)):
+            self.service_databases(postgres.dsn(port))
             return Component("postgres", postgres.dsn(port), True, None, 0.0, "already running")
         port = self.settings.local_postgres_port
         note = ""
@@ -287,8 +293,16 @@ class LocalStack:
             else (f"data in {self.postgres.root}: the postgres user cannot enter {self.root}")
         )
         created = "cluster created" if started.created else ""
-        note = ", ".join(filter(None, [note, created, relocated]))
+        self.service_databases(started.url)
+        roles = "a login role per service"
+        note = ", ".join(filter(None, [roles, note, created, relocated]))
         return Component("postgres", started.url, True, None, started.seconds_to_ready, note)
+
+    def service_databases(self, admin_url: str) -> dict[str, str]:
+        """Each schema-owning service's own DSN on the managed cluster (roles made if missing)."""
+        import asyncio
+
+        return asyncio.run(postgres.provision_service_roles(admin_url, self.postgres_roles_file))
 
     def _smtp_up(self, previous: Component | None) -> Component:
         wait = self.settings.ready_timeout_seconds
