@@ -128,6 +128,11 @@ class DagmonitorSettings(BaseSettings):
             update={"kafka_sasl_username": principal, "kafka_sasl_password": None}
         )
 
+    def default_principal(self, principal: str) -> Self:
+        """As ``as_principal``, unless the environment already names a principal (the test
+        suite's, an operator's): a command's own principal, overridable."""
+        return self if self.kafka_sasl_username else self.as_principal(principal)
+
     def _sasl_password(self) -> str:
         if not self.kafka_sasl_username:
             raise ValueError(

@@ -64,6 +64,11 @@ async def apply_acls(
     return wanted
 
 
-async def remove_acls(settings: DagmonitorSettings, applied: list[AclBinding]) -> None:
-    """Delete ACLs ``apply_acls`` created (a test deployment's, at its end)."""
-    await delete_acls(settings.as_principal(ADMIN), applied)
+async def remove_acls(settings: DagmonitorSettings, applied: list[AclBinding], prefix: str) -> None:
+    """Delete the ACLs ``apply_acls`` created for the deployment ``prefix`` (a test's, at its
+    end): only those naming its own resources, never the admin's or the test suite's, which
+    hold for every deployment."""
+    if not prefix:
+        raise ValueError("the stack's own ACLs are not removed")
+    own = [binding for binding in applied if binding.name.startswith(prefix)]
+    await delete_acls(settings.as_principal(ADMIN), own)

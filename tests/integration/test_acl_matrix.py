@@ -91,7 +91,7 @@ async def matrix(stack: DagmonitorSettings) -> AsyncIterator[Matrix]:
     finally:
         await producer.stop()
     yield Matrix(prefix, settings)
-    await remove_acls(stack, applied)
+    await remove_acls(stack, applied, prefix)
 
 
 async def _describe(settings: DagmonitorSettings, names: list[str]) -> dict[str, bool]:
