@@ -124,9 +124,9 @@ class DagmonitorSettings(BaseSettings):
         """
         if self.kafka_security_protocol != "SASL_SSL" or self.kafka_credentials_file is None:
             return self
-        return self.model_copy(
-            update={"kafka_sasl_username": principal, "kafka_sasl_password": None}
-        )
+        # No password of its own: the credentials file gives the principal's.
+        cleared = {"kafka_sasl_username": principal, "kafka_sasl_password": None}  # nosec B105
+        return self.model_copy(update=cleared)
 
     def default_principal(self, principal: str) -> Self:
         """As ``as_principal``, unless the environment already names a principal (the test

@@ -35,7 +35,7 @@ SERVICE_SCHEMAS = ("approval", "distributor", "retention")
 APPROVAL_APP_ROLE = "dagmonitor_approval_app"
 """The approval service's append-only audit role (its migrations grant it; ADR 0004)."""
 USER = "dagmonitor"
-PASSWORD = "dagmonitor"  # local development cluster only, bound to 127.0.0.1
+PASSWORD = "dagmonitor"  # local development cluster only, on 127.0.0.1  # nosec B105
 DATABASE = "dagmonitor"
 
 
@@ -84,7 +84,7 @@ def _as_server_user(argv: list[str]) -> list[str]:
         raise PlatformError(
             "running as root but there is no 'postgres' user to run the server"
         ) from None
-    return ["runuser", "-u", "postgres", "--", *argv]
+    return ["runuser", "-u", "postgres", "--", *argv]  # util-linux, found on PATH  # nosec B607
 
 
 SHARED_ROOT = Path("/var/lib/dagmonitor")
@@ -102,7 +102,7 @@ def server_user_can_enter(folder: Path) -> bool:
         pwd.getpwnam("postgres")
     except KeyError:
         return True  # init_cluster names the missing user
-    result = subprocess.run(
+    result = subprocess.run(  # runuser (util-linux) from PATH, as _as_server_user  # nosec B607
         ["runuser", "-u", "postgres", "--", "test", "-x", str(probe)],
         capture_output=True,
         check=False,
