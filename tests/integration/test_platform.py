@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dagmonitor.errors import PlatformError
 from dagmonitor.settings import DagmonitorSettings, local_dir
 from dagmonitor_cli.platform import kafka, process, tls
 from dagmonitor_cli.platform.kafka import KafkaLayout
@@ -131,3 +132,33 @@ def test_a_cluster_for_a_clone_the_postgres_user_cannot_enter_lives_outside_it(
         import shutil
 
         shutil.rmtree(root.parent, ignore_errors=True)
+
+
+def test_up_reuses_an_external_broker_with_the_environments_credentials(
+    stack: DagmonitorSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DAGMONITOR_KAFKA_BOOTSTRAP names a broker the stack does not manage: it is reached with
+    the DAGMONITOR_KAFKA_* credentials of the environment, and no user or ACL is made there."""
+    import json
+
+    from dagmonitor_cli.platform.stack import LocalStackSettings
+
+    assert stack.kafka_credentials_file is not None and stack.kafka_ca_file is not None
+    password = json.loads(stack.kafka_credentials_file.read_text())["dagmonitor-tests"]
+    for key, value in {
+        "DAGMONITOR_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "DAGMONITOR_KAFKA_SASL_USERNAME": "dagmonitor-tests",
+        "DAGMONITOR_KAFKA_SASL_PASSWORD": password,
+        "DAGMONITOR_KAFKA_CA_FILE": str(stack.kafka_ca_file),
+    }.items():
+        monkeypatch.setenv(key, value)
+    external = LocalStack(
+        tmp_path / ".local",
+        LocalStackSettings(kafka_bootstrap=stack.kafka_bootstrap, ready_timeout_seconds=20),
+    )
+    component = external._kafka_up(None)
+    assert (component.managed, component.note) == (False, "reused")
+    assert not (tmp_path / ".local" / "kafka").exists(), "no users, ACLs or TLS of ours there"
+    monkeypatch.setenv("DAGMONITOR_KAFKA_SASL_PASSWORD", "wrong")
+    with pytest.raises(PlatformError):
+        external._kafka_up(None)
