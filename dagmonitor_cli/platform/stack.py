@@ -25,7 +25,7 @@ from dagmonitor.errors import PlatformError
 from dagmonitor.settings import DagmonitorSettings, local_dir
 from dagmonitor.topics import TOPICS
 from dagmonitor_cli.platform import kafka, postgres, principals, process
-from dagmonitor_cli.platform.services import LocalServices
+from dagmonitor_cli.platform.services import SERVICES, LocalServices
 from dagmonitor_cli.platform.smtp_sink import sink_ready
 
 Echo = Callable[[str], None]
@@ -46,6 +46,9 @@ class LocalStackSettings(BaseSettings):
     local_kafka_controller_port: int = 9093
     local_postgres_port: int = 5432
     local_smtp_port: int = 2525
+    local_http_port_base: int = 8081
+    """The services' HTTP ports: ingest on this one, then classifier, approval, distributor,
+    retention on the next four (a second stack beside the first moves them)."""
     ready_timeout_seconds: float = 180.0
 
 
@@ -73,7 +76,10 @@ class LocalStack:
         self.smtp_pid_file = self.root / "smtp" / "sink.pid"
         self.state_file = self.root / "stack.json"
         self.env_file = self.root / "stack.env"
-        self.services = LocalServices(self.root)
+        base = self.settings.local_http_port_base
+        self.services = LocalServices(
+            self.root, {name: base + index for index, name in enumerate(SERVICES)}
+        )
         self.postgres_roles_file = self.root / "postgres-roles.json"
 
     # -- state -------------------------------------------------------------------------------
