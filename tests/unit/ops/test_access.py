@@ -200,3 +200,14 @@ def test_publish_connects_as_the_police_publisher() -> None:
 
     # services/ cannot import deploy/ (the image has no deploy/): the name is spelled there.
     assert f'default_principal("{POLICE_PUBLISHER}")' in inspect.getsource(cli.publish.callback)  # type: ignore[arg-type]
+
+
+def test_service_verbs_connect_as_their_services_principal() -> None:
+    import inspect
+
+    from services.distributor import cli as distributor
+    from services.retention import cli as retention
+
+    for module, service in ((distributor, "distributor"), (retention, "retention")):
+        principal = BY_SERVICE[service].principal
+        assert f'default_principal("{principal}")' in inspect.getsource(module), service
