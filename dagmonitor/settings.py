@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from dagmonitor.errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -135,7 +137,7 @@ class DagmonitorSettings(BaseSettings):
 
     def _sasl_password(self) -> str:
         if not self.kafka_sasl_username:
-            raise ValueError(
+            raise ConfigError(
                 "connect to Kafka as which principal? Set DAGMONITOR_KAFKA_SASL_USERNAME "
                 "(the local stack's users: deploy/k8s/access.py)"
             )
@@ -146,7 +148,7 @@ class DagmonitorSettings(BaseSettings):
             passwords = json.loads(self.kafka_credentials_file.read_text())
             return str(passwords[self.kafka_sasl_username])
         except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(
+            raise ConfigError(
                 f"no SCRAM password for Kafka user {self.kafka_sasl_username!r} in "
                 f"{self.kafka_credentials_file} ({type(exc).__name__})"
             ) from None

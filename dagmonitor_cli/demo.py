@@ -31,7 +31,7 @@ from dagmonitor.settings import DagmonitorSettings
 from dagmonitor_cli.generate import AMSTERDAM, Generator
 from dagmonitor_cli.platform.services import available
 from dagmonitor_cli.platform.stack import LocalStack
-from deploy.k8s.access import POLICE_PUBLISHER
+from deploy.k8s.access import BY_SERVICE, POLICE_PUBLISHER
 
 Echo = Callable[[str], None]
 # Who decides, as whom, and which of their requests the demo rejects (every fifth of the OM's).
@@ -134,7 +134,7 @@ async def run_demo(day: date, count: int, seed: int, echo: Echo) -> Summary:
         lambda: _count(db, "SELECT count(*) FROM distributor.entries"),
         timeout=120,
     )
-    distributor = DistributorSettings.load()
+    distributor = DistributorSettings.load().default_principal(BY_SERVICE["distributor"].principal)
     for kind in ("daily", "hotspots"):
         run = await report_on_demand(distributor, kind, day)
         echo(f"{kind} report: {run.states.get('sent', 0)} mail(s) sent")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dagmonitor.errors import ConfigError
 from dagmonitor.settings import DagmonitorSettings
 
 
@@ -66,13 +67,13 @@ def test_a_principal_of_the_local_credentials_file(
     passwords = tmp_path / "credentials.json"
     passwords.write_text(json.dumps({"dagmonitor-ingest": "i-pw", "dagmonitor-admin": "a-pw"}))
     local = DagmonitorSettings(kafka_security_protocol="SASL_SSL", kafka_credentials_file=passwords)
-    with pytest.raises(ValueError, match="which principal"):
+    with pytest.raises(ConfigError, match="which principal"):
         local.kafka_client_options()
     ingest = local.as_principal("dagmonitor-ingest")
     assert ingest.kafka_client_options()["sasl_plain_password"] == "i-pw"
     assert local.default_principal("dagmonitor-admin").kafka_sasl_username == "dagmonitor-admin"
     assert ingest.default_principal("dagmonitor-admin") is ingest, "a chosen principal stays"
-    with pytest.raises(ValueError, match="no SCRAM password"):
+    with pytest.raises(ConfigError, match="no SCRAM password"):
         local.as_principal("nobody").kafka_client_options()
     external = DagmonitorSettings(
         kafka_security_protocol="SASL_SSL", kafka_sasl_username="u", kafka_sasl_password="p"
