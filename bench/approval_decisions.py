@@ -211,7 +211,7 @@ async def bench(count: int, concurrency: int) -> dict[str, object]:
     port = _free_port()
     settings = ApprovalSettings.load(
         db_schema=f"approval_bench_{uuid.uuid4().hex[:8]}",
-        topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.",
+        topic_prefix=f"test-bench-{uuid.uuid4().hex[:8]}.",
         http_port=port,
         approval_dev_signing_key_file=key_file,
     )

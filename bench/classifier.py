@@ -117,7 +117,7 @@ async def main() -> None:
     print(f"ratio:      {policy_rate / decode_rate:>10.2f}")
 
     settings = ClassifierSettings.load(
-        topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.", team_districts="WK034405,WK034404"
+        topic_prefix=f"test-bench-{uuid.uuid4().hex[:8]}.", team_districts="WK034405,WK034404"
     )
     relay_topic = TopicSpec("bench.relay", "k", INCIDENT_EVENT, 6, get("bvh.incidents").cleanup, 1)
     await apply_topics(settings)

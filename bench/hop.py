@@ -377,7 +377,7 @@ def run_quix(settings: DagmonitorSettings, state_dir: str) -> None:
 
 
 def prefixed() -> DagmonitorSettings:
-    return DagmonitorSettings.load(topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
+    return DagmonitorSettings.load(topic_prefix=f"test-bench-{uuid.uuid4().hex[:8]}.")
 
 
 async def prepared(

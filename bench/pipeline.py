@@ -209,7 +209,7 @@ async def main() -> None:
 
     def prefixed() -> ClassifierSettings:
         return ClassifierSettings.load(
-            topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.", team_districts=TEAM
+            topic_prefix=f"test-bench-{uuid.uuid4().hex[:8]}.", team_districts=TEAM
         )
 
     relay_spec = TopicSpec("bench.relay", "k", INCIDENT_EVENT, 6, get("bvh.incidents").cleanup, 1)

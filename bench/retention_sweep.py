@@ -136,7 +136,7 @@ async def drop(settings: RetentionSettings) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     run = uuid.uuid4().hex[:8]
-    prefix = f"bench-ret-{run}."
+    prefix = f"test-bench-ret-{run}."
     base = RetentionSettings.load(topic_prefix=prefix, retention_batch_size=args.batch)
     await apply_topics(base, prefix=prefix, specs=[get(t) for t in TOPICS])
     now = datetime.now(UTC).replace(microsecond=0)

@@ -64,7 +64,10 @@ async def migrate(conn: asyncpg.Connection, schema: str, directory: Path) -> lis
     lock = zlib.crc32(f"dagmonitor-migrate:{schema}".encode())
     await conn.execute("SELECT pg_advisory_lock($1)", lock)
     try:
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        # A service's own login owns its schema but may not create schemas (ADR 0021): create it
+        # only when it is missing (CREATE SCHEMA IF NOT EXISTS checks that right first).
+        if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f"CREATE SCHEMA {schema}")
         await conn.execute(
             f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
                     version integer PRIMARY KEY,

@@ -8,6 +8,7 @@ wins. Nothing outside a settings object reads the environment.
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 from datetime import date
@@ -18,6 +19,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dagmonitor.covenant import Term
+from dagmonitor.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,6 +81,12 @@ class DagmonitorSettings(BaseSettings):
     kafka_ca_file: Path | None = Field(
         default=None, description="CA certificate of the brokers (SASL_SSL); system CAs if unset."
     )
+    kafka_credentials_file: Path | None = Field(
+        default=None,
+        description="Local stack only: a JSON file of SCRAM passwords by user (written by "
+        "`dagmonitor up`, mode 0600); the password of DAGMONITOR_KAFKA_SASL_USERNAME comes from "
+        "it when DAGMONITOR_KAFKA_SASL_PASSWORD is unset.",
+    )
     kafka_declare_topics: bool = Field(
         default=True,
         description="Let the stream services create their internal topics; false where they "
@@ -102,14 +110,50 @@ class DagmonitorSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Self:
+        # With the local stack's credentials file the principal may be chosen later (as_principal).
         if self.kafka_security_protocol == "SASL_SSL" and not (
-            self.kafka_sasl_username and self.kafka_sasl_password
+            (self.kafka_sasl_username and self.kafka_sasl_password) or self.kafka_credentials_file
         ):
             raise ValueError(
                 "DAGMONITOR_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs DAGMONITOR_KAFKA_SASL_USERNAME "
                 "and DAGMONITOR_KAFKA_SASL_PASSWORD"
             )
         return self
+
+    def as_principal(self, principal: str) -> Self:
+        """These settings connecting as ``principal`` of the local stack's credentials file.
+
+        On a broker the local stack does not manage (no credentials file) the settings stay as
+        they are: whoever ``DAGMONITOR_KAFKA_SASL_USERNAME`` names connects.
+        """
+        if self.kafka_security_protocol != "SASL_SSL" or self.kafka_credentials_file is None:
+            return self
+        # No password of its own: the credentials file gives the principal's.
+        cleared = {"kafka_sasl_username": principal, "kafka_sasl_password": None}  # nosec B105
+        return self.model_copy(update=cleared)
+
+    def default_principal(self, principal: str) -> Self:
+        """As ``as_principal``, unless the environment already names a principal (the test
+        suite's, an operator's): a command's own principal, overridable."""
+        return self if self.kafka_sasl_username else self.as_principal(principal)
+
+    def _sasl_password(self) -> str:
+        if not self.kafka_sasl_username:
+            raise ConfigError(
+                "connect to Kafka as which principal? Set DAGMONITOR_KAFKA_SASL_USERNAME "
+                "(the local stack's users: deploy/k8s/access.py)"
+            )
+        if self.kafka_sasl_password is not None:
+            return self.kafka_sasl_password.get_secret_value()
+        assert self.kafka_credentials_file is not None  # checked by the validator
+        try:
+            passwords = json.loads(self.kafka_credentials_file.read_text())
+            return str(passwords[self.kafka_sasl_username])
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(
+                f"no SCRAM password for Kafka user {self.kafka_sasl_username!r} in "
+                f"{self.kafka_credentials_file} ({type(exc).__name__})"
+            ) from None
 
     def kafka_ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for the brokers (None on PLAINTEXT)."""
@@ -122,12 +166,11 @@ class DagmonitorSettings(BaseSettings):
         """Connection options for an aiokafka producer, consumer or admin client."""
         options: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers}
         if self.kafka_security_protocol == "SASL_SSL":
-            assert self.kafka_sasl_password is not None  # checked by the validator
             options.update(
                 security_protocol="SASL_SSL",
                 sasl_mechanism="SCRAM-SHA-512",
                 sasl_plain_username=self.kafka_sasl_username,
-                sasl_plain_password=self.kafka_sasl_password.get_secret_value(),
+                sasl_plain_password=self._sasl_password(),
                 ssl_context=self.kafka_ssl_context(),
             )
         return options

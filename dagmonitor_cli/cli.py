@@ -100,8 +100,9 @@ def topics() -> None:
 def topics_apply() -> None:
     """Create or update every topic of the topic table on the broker (idempotent)."""
     from dagmonitor.topic_admin import apply_topics
+    from deploy.k8s.access import ADMIN
 
-    settings = DagmonitorSettings.load()
+    settings = DagmonitorSettings.load().default_principal(ADMIN)
     changes = asyncio.run(apply_topics(settings))
     for change in changes:
         detail = f" ({'; '.join(change.details)})" if change.details else ""
@@ -119,6 +120,40 @@ def topics_list() -> None:
             f"{spec.physical_name(settings.topic_prefix):<28} {spec.partitions:>2}p "
             f"{spec.cleanup.value:<15} {spec.retention_days:>3}d  {spec.schema}"
         )
+
+
+@cli.command()
+@click.argument("topic")
+@click.option(
+    "--group",
+    default="cli",
+    show_default=True,
+    help="Your name in the subscriber's group prefix: the committed position is kept per group.",
+)
+@click.option("--max", "limit", type=int, default=None, help="Stop after this many records.")
+@click.option(
+    "--idle",
+    type=float,
+    default=None,
+    help="Stop when nothing new arrived for this many seconds (default: follow for ever).",
+)
+def subscribe(topic: str, group: str, limit: int | None, idle: float | None) -> None:
+    """Print an approved topic as JSON lines, as a downstream subscriber reads it.
+
+    Connects as the subscriber principal, continues from the group's committed position (a new
+    group starts at the beginning) and commits what it printed. Progress goes to stderr.
+    """
+    from dagmonitor_cli.subscribe import subscribe as run
+
+    settings = DagmonitorSettings.load()
+
+    def progress(line: str) -> None:
+        click.echo(line, err=True)
+
+    try:
+        asyncio.run(run(settings, topic, group=group, limit=limit, idle=idle, progress=progress))
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 # -- verbs of the services: each service keeps its click commands in services/<name>/cli.py

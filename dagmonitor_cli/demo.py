@@ -39,8 +39,9 @@ from dagmonitor.errors import DagmonitorError
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor_cli.browser import PHONE_WIDTH, BrowserError, browser, mail_html
 from dagmonitor_cli.generate import AMSTERDAM, Generator, portrait
-from dagmonitor_cli.platform.services import DEFAULT_PORTS, available
+from dagmonitor_cli.platform.services import available
 from dagmonitor_cli.platform.stack import LocalStack
+from deploy.k8s.access import BY_SERVICE, POLICE_PUBLISHER
 
 Echo = Callable[[str], None]
 # Who decides, as whom, and which of their requests the demo rejects (every fifth of the OM's).
@@ -111,18 +112,19 @@ async def run_demo(day: date, count: int, seed: int, echo: Echo) -> Summary:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     token = (LocalStack().root / "ingest" / "token").read_text().strip()
-    ingest_url = f"http://127.0.0.1:{DEFAULT_PORTS['ingest']}"
+    ingest_url = f"http://127.0.0.1:{LocalStack().services.ports['ingest']}"
     summary.photos = await deliver_photos(lines, ingest_url, token)
     echo(f"delivered {summary.photos} photos through ingest (PUT /v1/photos/{{id}})")
     echo(f"publishing {len(lines)} police records of {day} ({path})")
-    counts = await publish_file(settings, path)
+    # As a police system publishes: the police publisher principal (ADR 0021).
+    counts = await publish_file(settings.default_principal(POLICE_PUBLISHER), path)
     summary.published = counts["published"]
 
     echo("waiting for the classifier and the approval service")
     approval = ApprovalSettings.load()
     clients = {
         role: ApprovalClient(
-            f"http://127.0.0.1:{DEFAULT_PORTS['approval']}",
+            f"http://127.0.0.1:{LocalStack().services.ports['approval']}",
             issue_dev_token(approval, sub=sub, roles=[role], minutes=60),
         )
         for sub, role, _ in DECIDERS
@@ -148,7 +150,7 @@ async def run_demo(day: date, count: int, seed: int, echo: Echo) -> Summary:
         lambda: _count(db, "SELECT count(*) FROM distributor.entries"),
         timeout=120,
     )
-    distributor = DistributorSettings.load()
+    distributor = DistributorSettings.load().default_principal(BY_SERVICE["distributor"].principal)
     for kind in ("daily", "hotspots"):
         run = await report_on_demand(distributor, kind, day)
         echo(f"{kind} report: {run.states.get('sent', 0)} mail(s) sent")
@@ -165,7 +167,8 @@ async def run_demo(day: date, count: int, seed: int, echo: Echo) -> Summary:
     mail_dir = LocalStack().mail_dir
     summary.mails = sorted(p for p in mail_dir.glob("*.eml") if p.stat().st_mtime >= started)
     summary.screenshots = await photograph(summary.mails, LocalStack().root / "screenshots", echo)
-    summary.metrics = [f"http://127.0.0.1:{DEFAULT_PORTS[name]}/metrics" for name in available()]
+    ports = LocalStack().services.ports
+    summary.metrics = [f"http://127.0.0.1:{ports[name]}/metrics" for name in available()]
     return summary
 
 

@@ -216,7 +216,7 @@ class Generator:
     """Generates records for ``municipality`` on ``day`` (local Amsterdam time)."""
 
     def __init__(self, seed: int, day: date, municipality: str = "GM0344") -> None:
-        self.random = random.Random(seed)
+        self.random = random.Random(seed)  # reproducible synthetic data, no secret  # nosec B311
         self.day = day
         self.municipality = municipality
         self.year = day.year

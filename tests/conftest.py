@@ -19,6 +19,13 @@ import pytest
 from dagmonitor import kafka_clients
 from dagmonitor.covenant import Term
 from dagmonitor.settings import DagmonitorSettings
+from deploy.k8s.access import TESTS
+
+# The suite connects to the local broker as its own principal (deploy/k8s/access.py), allowed
+# only topics, groups and transactional ids starting with "test-"; processes it starts inherit
+# it unless a test gives them their own (tests/kafkautil.py: as_service). A broker reused from
+# the environment is reached with the environment's credentials.
+os.environ.setdefault("DAGMONITOR_KAFKA_SASL_USERNAME", TESTS)
 
 # Every service requires the covenant's term (docs/adr/0018-covenant-term.md). The suite runs
 # inside one wide enough for every fixed clock its tests use (the covenant tests set their own).
@@ -129,7 +136,7 @@ async def fresh_settings(stack: DagmonitorSettings) -> AsyncIterator[DagmonitorS
     with faust's internal topics of the same prefix)."""
     from dagmonitor.topic_admin import apply_topics
 
-    settings = DagmonitorSettings.load(topic_prefix=f"t{uuid.uuid4().hex[:10]}.")
+    settings = DagmonitorSettings.load(topic_prefix=f"test-t{uuid.uuid4().hex[:10]}.")
     await apply_topics(settings)
     yield settings
     await _delete(

@@ -29,6 +29,7 @@ from dagmonitor_cli.platform.services import available
 from dagmonitor_cli.platform.smtp_sink import sink_ready
 from services.ingest.cli import publish_file
 from tests.consents import grant_consents
+from tests.kafkautil import as_service, grant_services
 from tests.processes import ServiceProcess
 
 TEAM = "WK034405,WK034404,WK034402"
@@ -75,7 +76,7 @@ class Pipeline:
     def __init__(self, stack: DagmonitorSettings, tmp: Path) -> None:
         self.tmp = tmp
         self.tag = uuid.uuid4().hex[:8]
-        self.settings = DagmonitorSettings.load(topic_prefix=f"e2e{self.tag}.")
+        self.settings = DagmonitorSettings.load(topic_prefix=f"test-e2e{self.tag}.")
         self.mail_dir = tmp / "mail"
         self.smtp_port = free_port()
         self.smtp: subprocess.Popen[bytes] | None = None
@@ -131,9 +132,16 @@ class Pipeline:
 
     async def start(self) -> None:
         await apply_topics(self.settings)
+        # Each service as its own principal, with only the table's ACLs for this deployment
+        # (left on the broker after the run: literal names of a prefix no one uses again).
+        await grant_services(self.settings)
         self.start_smtp()
         for name in available():
-            env = {**self.env, "DAGMONITOR_DB_SCHEMA": self.schema(name)}
+            env = {
+                **self.env,
+                **as_service(self.settings, name),
+                "DAGMONITOR_DB_SCHEMA": self.schema(name),
+            }
             self.processes[name] = ServiceProcess(name, env, self.tmp)
         for process in self.processes.values():
             process.start(timeout=90)

@@ -65,3 +65,27 @@ async def read_all(
     finally:
         await consumer.stop()
     return records
+
+
+async def grant_services(settings: DagmonitorSettings) -> list[Any]:
+    """Create the five services' own ACLs (deploy/k8s/access.py) for the test deployment of
+    ``settings.topic_prefix``, so its service processes can run as their own principals."""
+    from dagmonitor_cli.platform.principals import apply_acls
+    from deploy.k8s.access import ACCESS
+
+    if settings.kafka_credentials_file is None:
+        return []  # a broker the stack does not manage: the environment's credentials
+    return await apply_acls(settings, settings.topic_prefix, ACCESS)
+
+
+def as_service(settings: DagmonitorSettings, service: str) -> dict[str, str]:
+    """Environment of a service process connecting as its own principal (after
+    ``grant_services``); its topics come from ``apply_topics``, as in production."""
+    from deploy.k8s.access import BY_SERVICE
+
+    if settings.kafka_credentials_file is None:
+        return {}
+    return {
+        "DAGMONITOR_KAFKA_SASL_USERNAME": BY_SERVICE[service].principal,
+        "DAGMONITOR_KAFKA_DECLARE_TOPICS": "false",
+    }

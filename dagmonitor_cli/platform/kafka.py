@@ -4,6 +4,12 @@ The broker's jars come from Maven Central through ``deploy/local/kafka/pom.xml``
 (``mvn dependency:copy-dependencies``) and are cached under ``.local/kafka/libs``, keyed by the
 pom's hash, so only the first start downloads. The broker runs as ``java -cp 'libs/*'
 kafka.Kafka server.properties``; readiness is a metadata request that succeeds.
+
+The broker runs as production does (ADR 0021): a SASL_SSL listener (SCRAM-SHA-512, a local CA
+of ``tls.py``), the controller listener on mutual TLS, ``StandardAuthorizer`` denying by
+default. The SCRAM users of the principal table are created at storage format time; when the
+table names a user the formatted storage does not know, the (local, disposable) storage is
+formatted anew.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -21,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagmonitor.errors import PlatformError
-from dagmonitor.settings import REPO_ROOT
-from dagmonitor_cli.platform import process
+from dagmonitor.settings import REPO_ROOT, DagmonitorSettings
+from dagmonitor_cli.platform import principals, process, tls
 
 TEMPLATE_DIR = REPO_ROOT / "deploy" / "local" / "kafka"
 JVM_OPTS = (
@@ -71,6 +78,38 @@ class KafkaLayout:
     @property
     def cluster_id_file(self) -> Path:
         return self.root / "cluster.id"
+
+    @property
+    def tls(self) -> tls.TlsFiles:
+        return tls.TlsFiles(self.root / "tls")
+
+    @property
+    def credentials(self) -> Path:
+        """SCRAM passwords by user (mode 0600)."""
+        return self.root / "credentials.json"
+
+    @property
+    def formatted_users(self) -> Path:
+        """The SCRAM users the storage was formatted with."""
+        return self.data / ".dagmonitor-scram-users.json"
+
+    def client_settings(self, bootstrap: str, principal: str) -> DagmonitorSettings:
+        """Settings connecting to this broker as ``principal``."""
+        return DagmonitorSettings(
+            kafka_bootstrap=bootstrap,
+            kafka_security_protocol="SASL_SSL",
+            kafka_sasl_username=principal,
+            kafka_ca_file=self.tls.ca,
+            kafka_credentials_file=self.credentials,
+        )
+
+    def stack_env(self) -> dict[str, str]:
+        """What ``stack.env`` says about this broker besides its address (no password)."""
+        return {
+            "DAGMONITOR_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "DAGMONITOR_KAFKA_CA_FILE": str(self.tls.ca),
+            "DAGMONITOR_KAFKA_CREDENTIALS_FILE": str(self.credentials),
+        }
 
 
 def _pom_hash() -> str:
@@ -136,15 +175,32 @@ def _cluster_id(layout: KafkaLayout) -> str:
 
 
 def write_config(layout: KafkaLayout, port: int, controller_port: int) -> None:
-    """Render ``server.properties`` for this layout and these ports."""
+    """Render ``server.properties`` for this layout and these ports (mode 0600: it holds the
+    broker's password), creating the TLS material and SCRAM passwords first when missing."""
+    tls.ensure(layout.tls)
+    passwords = principals.ensure_credentials(layout.credentials)
+    super_users = [
+        f"User:{principals.BROKER_USER}",
+        tls.BROKER_PRINCIPAL,
+        # The admin creates the ACLs, so someone must be allowed to before any exists.
+        f"User:{principals.ADMIN}",
+    ]
     text = (TEMPLATE_DIR / "server.properties").read_text()
     for placeholder, value in {
         "@PORT@": str(port),
         "@CONTROLLER_PORT@": str(controller_port),
         "@DATA_DIR@": str(layout.data),
+        "@TLS_DIR@": str(layout.tls.root),
+        "@KEY_PASSWORD@": layout.tls.key_password.read_text().strip(),
+        "@BROKER_USER@": principals.BROKER_USER,
+        "@BROKER_PASSWORD@": passwords[principals.BROKER_USER],
+        "@SUPER_USERS@": ";".join(super_users),
     }.items():
         text = text.replace(placeholder, value)
-    layout.config.write_text(text)
+    fd = os.open(layout.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    layout.config.chmod(0o600)
 
 
 def _java_argv(layout: KafkaLayout, main_class: str, *args: str) -> list[str]:
@@ -160,11 +216,29 @@ def _java_argv(layout: KafkaLayout, main_class: str, *args: str) -> list[str]:
     ]
 
 
-def format_storage(layout: KafkaLayout) -> None:
-    """Format the KRaft log directory once; harmless when already formatted."""
+def _formatted_users(layout: KafkaLayout) -> list[str] | None:
+    try:
+        return sorted(json.loads(layout.formatted_users.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def format_storage(layout: KafkaLayout) -> bool:
+    """Format the KRaft log directory with the SCRAM users of the principal table; harmless
+    when already formatted with them. Returns True when it formatted (anew)."""
+    users = sorted(principals.scram_users())
     if (layout.data / "meta.properties").is_file():
-        return
+        if _formatted_users(layout) == users:
+            return False
+        # A storage of an older table (or of the PLAINTEXT broker): local data, started over.
+        shutil.rmtree(layout.data)
     layout.data.mkdir(parents=True, exist_ok=True)
+    passwords = principals.ensure_credentials(layout.credentials)
+    scram = [
+        arg
+        for user in users
+        for arg in ("--add-scram", f"SCRAM-SHA-512=[name={user},password={passwords[user]}]")
+    ]
     argv = _java_argv(
         layout,
         "kafka.tools.StorageTool",
@@ -175,19 +249,21 @@ def format_storage(layout: KafkaLayout) -> None:
         str(layout.config),
         "--standalone",
         "--ignore-formatted",
+        *scram,
     )
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise PlatformError(
-            "formatting Kafka's storage failed:\n" + (result.stdout + result.stderr)[-3000:]
-        )
+        output = result.stdout + result.stderr
+        for password in passwords.values():
+            output = output.replace(password, "***")
+        raise PlatformError("formatting Kafka's storage failed:\n" + output[-3000:])
+    layout.formatted_users.write_text(json.dumps(users) + "\n")
+    return True
 
 
-async def _metadata_ok(bootstrap: str) -> bool:
+async def _metadata_ok(settings: DagmonitorSettings) -> bool:
     from dagmonitor import kafka_clients
-    from dagmonitor.settings import DagmonitorSettings
 
-    settings = DagmonitorSettings(kafka_bootstrap=bootstrap)
     admin = kafka_clients.admin(settings, request_timeout_ms=3000)
     try:
         await asyncio.wait_for(admin.start(), timeout=5)
@@ -200,16 +276,16 @@ async def _metadata_ok(bootstrap: str) -> bool:
         await admin.close()
 
 
-def broker_ready(bootstrap: str) -> bool:
-    """Whether a metadata request to ``bootstrap`` succeeds and names at least one broker."""
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
+def broker_ready(settings: DagmonitorSettings) -> bool:
+    """Whether a metadata request as the settings say succeeds and names at least one broker."""
+    host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
     if not process.port_open(host or "127.0.0.1", int(port)):
         return False
     quiet = logging.getLogger("aiokafka")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)
     try:
-        return asyncio.run(_metadata_ok(bootstrap))
+        return asyncio.run(_metadata_ok(settings))
     finally:
         quiet.setLevel(level)
 
@@ -223,6 +299,8 @@ class StartedKafka:
     seconds_total: float
     """Including jar resolution and storage formatting."""
     downloaded_jars: bool
+    formatted: bool
+    """The storage was formatted now (first start, or the principal table changed)."""
 
 
 def start(
@@ -241,7 +319,7 @@ def start(
     layout.logs.mkdir(parents=True, exist_ok=True)
     downloaded = resolve_jars(layout)
     write_config(layout, port, controller_port)
-    format_storage(layout)
+    formatted = format_storage(layout)
     started = time.monotonic()
     pid = process.spawn(
         _java_argv(layout, "kafka.Kafka", str(layout.config)),
@@ -249,7 +327,7 @@ def start(
         pid_file=layout.pid_file,
     )
     process.wait_until(
-        lambda: broker_ready(bootstrap),
+        lambda: broker_ready(layout.client_settings(bootstrap, principals.ADMIN)),
         what="Kafka broker",
         timeout=timeout,
         interval=0.25,
@@ -257,4 +335,4 @@ def start(
         log_file=layout.logs / "server.log",
     )
     now = time.monotonic()
-    return StartedKafka(bootstrap, pid, now - started, now - began, downloaded)
+    return StartedKafka(bootstrap, pid, now - started, now - began, downloaded, formatted)

@@ -3,26 +3,39 @@
 The cluster lives under ``.local/postgres``. ``initdb`` and the server refuse to run as root,
 so when we are root they run as the ``postgres`` system user (created by Debian's package).
 The cluster listens on loopback only, with password (SCRAM) authentication for the
-``dagmonitor`` role that owns the ``dagmonitor`` database.
+``dagmonitor`` role that owns the ``dagmonitor`` database (the administrator: migrations of the
+tests' own schemas, the demo's counts).
+
+Each service that keeps data logs in as its own role (``dagmonitor_<service>``), which owns the
+service's schema and nothing else: no right on another schema, none to create schemas
+(``provision_service_roles``, ADR 0021). Their passwords are in ``.local/postgres-roles.json``
+(mode 0600).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dagmonitor.errors import PlatformError
 from dagmonitor_cli.platform import process
 
+SERVICE_SCHEMAS = ("approval", "distributor", "retention")
+"""The services that own a schema (``services/<name>/migrations``), each in its own name."""
+APPROVAL_APP_ROLE = "dagmonitor_approval_app"
+"""The approval service's append-only audit role (its migrations grant it; ADR 0004)."""
 USER = "dagmonitor"
-PASSWORD = "dagmonitor"  # local development cluster only, bound to 127.0.0.1
+PASSWORD = "dagmonitor"  # local development cluster only, on 127.0.0.1  # nosec B105
 DATABASE = "dagmonitor"
 
 
@@ -71,7 +84,7 @@ def _as_server_user(argv: list[str]) -> list[str]:
         raise PlatformError(
             "running as root but there is no 'postgres' user to run the server"
         ) from None
-    return ["runuser", "-u", "postgres", "--", *argv]
+    return ["runuser", "-u", "postgres", "--", *argv]  # util-linux, found on PATH  # nosec B607
 
 
 SHARED_ROOT = Path("/var/lib/dagmonitor")
@@ -89,7 +102,7 @@ def server_user_can_enter(folder: Path) -> bool:
         pwd.getpwnam("postgres")
     except KeyError:
         return True  # init_cluster names the missing user
-    result = subprocess.run(
+    result = subprocess.run(  # runuser (util-linux) from PATH, as _as_server_user  # nosec B607
         ["runuser", "-u", "postgres", "--", "test", "-x", str(probe)],
         capture_output=True,
         check=False,
@@ -261,3 +274,81 @@ def stop(layout: PostgresLayout) -> None:
         [str(bin_dir() / "pg_ctl"), "-D", str(layout.data), "-m", "fast", "-w", "stop"],
         "pg_ctl stop",
     )
+
+
+def service_role(service: str) -> str:
+    """The login role of a service that owns a schema."""
+    return f"dagmonitor_{service}"
+
+
+def service_dsn(port: int, service: str, password: str) -> str:
+    return f"postgresql://{service_role(service)}:{password}@127.0.0.1:{port}/{DATABASE}"
+
+
+def _role_passwords(path: Path) -> dict[str, str]:
+    try:
+        passwords: dict[str, str] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        passwords = {}
+    missing = [s for s in SERVICE_SCHEMAS if s not in passwords]
+    if missing:
+        passwords.update({service: secrets.token_urlsafe(24) for service in missing})
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(passwords, handle, indent=2, sort_keys=True)
+        path.chmod(0o600)
+    return passwords
+
+
+_PROVISION = """
+DO $$
+DECLARE
+    item record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
+        CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '{schema}') THEN
+        CREATE SCHEMA {schema} AUTHORIZATION {role};
+    END IF;
+    -- A schema an earlier stack made as the administrator: hand it and its objects over.
+    FOR item IN
+        SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = '{schema}' AND c.relkind IN ('r', 'p', 'S', 'v', 'm')
+          AND pg_get_userbyid(c.relowner) <> '{role}'
+    LOOP
+        EXECUTE format('ALTER TABLE {schema}.%I OWNER TO {role}', item.relname);
+    END LOOP;
+END
+$$;
+ALTER SCHEMA {schema} OWNER TO {role};
+REVOKE ALL ON SCHEMA {schema} FROM PUBLIC;
+GRANT CONNECT ON DATABASE {database} TO {role};
+"""
+
+
+async def provision_service_roles(admin_url: str, passwords_file: Path) -> dict[str, str]:
+    """Create (or bring up to date) each service's login role and schema; returns the DSN of
+    each service, by name. Connected as the administrator of ``admin_url``."""
+    import asyncpg
+
+    passwords = _role_passwords(passwords_file)
+    conn = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        # Nobody but the administrator creates objects in public (PostgreSQL 15's default).
+        await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        await conn.execute(
+            f"""DO $$ BEGIN
+                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APPROVAL_APP_ROLE}')
+                THEN CREATE ROLE {APPROVAL_APP_ROLE} NOLOGIN; END IF; END $$"""
+        )
+        for service in SERVICE_SCHEMAS:
+            role = service_role(service)
+            await conn.execute(_PROVISION.format(role=role, schema=service, database=DATABASE))
+            # token_urlsafe: letters, digits, '-' and '_' only, nothing to escape in a literal.
+            await conn.execute(f"ALTER ROLE {role} PASSWORD '{passwords[service]}'")
+        await conn.execute(f"GRANT {APPROVAL_APP_ROLE} TO {service_role('approval')}")
+    finally:
+        await conn.close()
+    port = urlsplit(admin_url).port or 5432
+    return {service: service_dsn(port, service, passwords[service]) for service in SERVICE_SCHEMAS}

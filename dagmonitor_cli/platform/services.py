@@ -70,7 +70,8 @@ def development_env(root: Path) -> dict[str, str]:
 
 def ready(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+        url = f"http://127.0.0.1:{port}/readyz"  # a fixed http:// URL, never a file: one
+        with urllib.request.urlopen(url, timeout=1) as response:  # nosec B310
             return bool(response.status == 200)
     except OSError:
         return False
@@ -87,9 +88,16 @@ class LocalServices:
         return self.root / "services" / f"{name}.pid"
 
     def start(
-        self, env: Mapping[str, str], echo: Callable[[str], None], timeout: float = 180.0
+        self,
+        env: Mapping[str, str],
+        echo: Callable[[str], None],
+        timeout: float = 180.0,
+        own: Mapping[str, Mapping[str, str]] | None = None,
     ) -> list[ServiceState]:
-        """Start every available service that is not running; wait until all are ready."""
+        """Start every available service that is not running; wait until all are ready.
+
+        ``own`` holds each service's own variables (its Kafka principal, its database login).
+        """
         started = time.monotonic()
         (self.root / "services").mkdir(parents=True, exist_ok=True)
         names = available()
@@ -103,7 +111,7 @@ class LocalServices:
                 [sys.executable, "-m", f"services.{name}"],
                 log_file=self.root / "logs" / f"{name}.log",
                 pid_file=self._pid_file(name),
-                env={**env, "DAGMONITOR_HTTP_PORT": str(port)},
+                env={**env, **(own or {}).get(name, {}), "DAGMONITOR_HTTP_PORT": str(port)},
             )
         states = []
         for name in names:

@@ -22,10 +22,10 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dagmonitor.errors import PlatformError
-from dagmonitor.settings import local_dir
+from dagmonitor.settings import DagmonitorSettings, local_dir
 from dagmonitor.topics import TOPICS
-from dagmonitor_cli.platform import kafka, postgres, process
-from dagmonitor_cli.platform.services import LocalServices
+from dagmonitor_cli.platform import kafka, postgres, principals, process
+from dagmonitor_cli.platform.services import SERVICES, LocalServices
 from dagmonitor_cli.platform.smtp_sink import sink_ready
 
 Echo = Callable[[str], None]
@@ -46,6 +46,9 @@ class LocalStackSettings(BaseSettings):
     local_kafka_controller_port: int = 9093
     local_postgres_port: int = 5432
     local_smtp_port: int = 2525
+    local_http_port_base: int = 8081
+    """The services' HTTP ports: ingest on this one, then classifier, approval, distributor,
+    retention on the next four (a second stack beside the first moves them)."""
     ready_timeout_seconds: float = 180.0
 
 
@@ -73,7 +76,11 @@ class LocalStack:
         self.smtp_pid_file = self.root / "smtp" / "sink.pid"
         self.state_file = self.root / "stack.json"
         self.env_file = self.root / "stack.env"
-        self.services = LocalServices(self.root)
+        base = self.settings.local_http_port_base
+        self.services = LocalServices(
+            self.root, {name: base + index for index, name in enumerate(SERVICES)}
+        )
+        self.postgres_roles_file = self.root / "postgres-roles.json"
 
     # -- state -------------------------------------------------------------------------------
 
@@ -97,6 +104,9 @@ class LocalStack:
             "smtp": "DAGMONITOR_SMTP_URL",
         }
         lines = [f"{env[name]}={c.address}" for name, c in state.items() if name in env]
+        broker = state.get("kafka")
+        if broker is not None and broker.managed:
+            lines += [f"{key}={value}" for key, value in self.kafka.stack_env().items()]
         smtp = state.get("smtp")
         if smtp is not None and smtp.managed:
             # The local sink speaks plain SMTP on loopback only; saying so is explicit here.
@@ -174,7 +184,7 @@ class LocalStack:
         from dagmonitor.topic_admin import apply_topics
         from dagmonitor_cli.platform.services import development_env, merged_env
 
-        settings = DagmonitorSettings.load()
+        settings = DagmonitorSettings.load().as_principal(principals.ADMIN)
         asyncio.run(apply_topics(settings))
         echo(f"topics    {len(TOPICS)} topics of the topic table applied")
         extra = {k: v for k, v in development_env(self.root).items() if k not in os.environ}
@@ -182,8 +192,29 @@ class LocalStack:
         stack_env = dict(
             line.split("=", 1) for line in self.env_file.read_text().splitlines() if "=" in line
         )
-        self.services.start(merged_env(stack_env), echo, self.settings.ready_timeout_seconds)
+        self.services.start(
+            merged_env(stack_env), echo, self.settings.ready_timeout_seconds, self._own_env(state)
+        )
         self._consents_up(echo)
+
+    def _own_env(self, state: dict[str, Component]) -> dict[str, dict[str, str]]:
+        """Each service's own credentials on the servers this stack manages."""
+        from deploy.k8s.access import BY_SERVICE
+
+        own: dict[str, dict[str, str]] = {name: {} for name in BY_SERVICE}
+        broker = state.get("kafka")
+        if broker is not None and broker.managed:
+            for name, row in BY_SERVICE.items():
+                # Topics come from `topics apply` (as the admin), as in production.
+                own[name].update(
+                    DAGMONITOR_KAFKA_SASL_USERNAME=row.principal,
+                    DAGMONITOR_KAFKA_DECLARE_TOPICS="false",
+                )
+        database = state.get("postgres")
+        if database is not None and database.managed:
+            for name, url in self.service_databases(database.address).items():
+                own[name]["DAGMONITOR_DATABASE_URL"] = url
+        return own
 
     def _consents_up(self, echo: Echo) -> None:
         """The OM's development consents, so the Dagmonitor and vehicle notices go out."""
@@ -198,15 +229,29 @@ class LocalStack:
         granted = asyncio.run(grant_development_consents(url))
         echo(f"consents  {', '.join(granted) or 'in force already'} (development OM consent)")
 
+    def _admin_settings(self, component: Component) -> DagmonitorSettings:
+        """Settings reaching the stack's broker as its admin (a reused broker: as the
+        environment's DAGMONITOR_KAFKA_* credentials say)."""
+        if component.managed:
+            return self.kafka.client_settings(component.address, principals.ADMIN)
+        return DagmonitorSettings(kafka_bootstrap=component.address)
+
     def _kafka_up(self, previous: Component | None) -> Component:
         wait = self.settings.ready_timeout_seconds
         if self.settings.kafka_bootstrap:
-            took = _wait(
-                lambda: kafka.broker_ready(self.settings.kafka_bootstrap or ""), "Kafka", wait
-            )
-            return Component("kafka", self.settings.kafka_bootstrap, False, None, took, "reused")
+            reused = Component("kafka", self.settings.kafka_bootstrap, False, None, None, "reused")
+            settings = self._admin_settings(reused)
+            reused.seconds_to_ready = _wait(lambda: kafka.broker_ready(settings), "Kafka", wait)
+            return reused
         pid = process.read_pid(self.kafka.pid_file)
-        if pid is not None and previous is not None and kafka.broker_ready(previous.address):
+        if (
+            pid is not None
+            and previous is not None
+            and previous.managed
+            and self.kafka.credentials.is_file()
+            and kafka.broker_ready(self._admin_settings(previous))
+        ):
+            self._apply_acls(previous)
             return Component("kafka", previous.address, True, pid, 0.0, "already running")
         if pid is not None:
             process.stop_pid(pid)
@@ -217,10 +262,21 @@ class LocalStack:
             timeout=wait,
         )
         jars = "jars downloaded from Maven Central" if started.downloaded_jars else "jars cached"
-        note = f"{started.seconds_total:.1f} s with jars and storage format; {jars}"
-        return Component(
-            "kafka", started.bootstrap, True, started.pid, started.seconds_to_ready, note
+        formatted = ", storage formatted with the SCRAM users" if started.formatted else ""
+        component = Component("kafka", started.bootstrap, True, started.pid, None, "")
+        acls = self._apply_acls(component)
+        component.seconds_to_ready = started.seconds_to_ready
+        component.note = (
+            f"SASL_SSL SCRAM-SHA-512, {acls} ACLs; {started.seconds_total:.1f} s with jars and "
+            f"storage format; {jars}{formatted}"
         )
+        return component
+
+    def _apply_acls(self, component: Component) -> int:
+        """The principal table's ACLs for the stack's own (unprefixed) deployment."""
+        import asyncio
+
+        return len(asyncio.run(principals.apply_acls(self._admin_settings(component))))
 
     def _postgres_up(self, previous: Component | None) -> Component:
         wait = self.settings.ready_timeout_seconds
@@ -230,6 +286,7 @@ class LocalStack:
             return Component("postgres", url, False, None, took, "reused")
         port = postgres.running_port(self.postgres)
         if port is not None and postgres.server_ready(postgres.dsn(port)):
+            self.service_databases(postgres.dsn(port))
             return Component("postgres", postgres.dsn(port), True, None, 0.0, "already running")
         port = self.settings.local_postgres_port
         note = ""
@@ -243,8 +300,16 @@ class LocalStack:
             else (f"data in {self.postgres.root}: the postgres user cannot enter {self.root}")
         )
         created = "cluster created" if started.created else ""
-        note = ", ".join(filter(None, [note, created, relocated]))
+        self.service_databases(started.url)
+        roles = "a login role per service"
+        note = ", ".join(filter(None, [roles, note, created, relocated]))
         return Component("postgres", started.url, True, None, started.seconds_to_ready, note)
+
+    def service_databases(self, admin_url: str) -> dict[str, str]:
+        """Each schema-owning service's own DSN on the managed cluster (roles made if missing)."""
+        import asyncio
+
+        return asyncio.run(postgres.provision_service_roles(admin_url, self.postgres_roles_file))
 
     def _smtp_up(self, previous: Component | None) -> Component:
         wait = self.settings.ready_timeout_seconds
@@ -327,7 +392,7 @@ class LocalStack:
         rows = []
         for name, component in self._load_state().items():
             if name == "kafka":
-                running = kafka.broker_ready(component.address)
+                running = kafka.broker_ready(self._admin_settings(component))
             elif name == "postgres":
                 running = postgres.server_ready(component.address)
             else:

@@ -5,6 +5,8 @@
   included;
 - ``base/<service>/kafkauser.yaml``: a ``KafkaUser`` per service with the ACLs of
   ``deploy.k8s.access``;
+- ``base/principals/kafkausers.yaml``: the ``KafkaUser`` of each external principal (police
+  publisher, downstream subscriber, municipal reporting system, admin) from the same table;
 - ``base/monitoring/prometheusrule.yaml``: the alert rules of ``deploy/monitoring/rules``;
 - ``base/monitoring/dashboards.yaml``: the Grafana dashboards of ``deploy/monitoring/dashboards``
   as ConfigMaps for Grafana's dashboard sidecar.
@@ -27,7 +29,7 @@ from typing import Any
 import yaml
 
 from dagmonitor import topics
-from deploy.k8s.access import ACCESS, ServiceAccess
+from deploy.k8s.access import ACCESS, EXTERNAL, AclRule, Row, acl_rules
 
 K8S = Path(__file__).resolve().parent
 BASE = K8S / "base"
@@ -124,56 +126,47 @@ def _kafka_topic(
     }
 
 
-def acls(
-    row: ServiceAccess, prefix: str = "", internal: list[InternalTopic] | None = None
-) -> list[dict[str, Any]]:
-    """The Strimzi ACL rules of one service: topics it reads or writes, its group."""
-    rules: list[dict[str, Any]] = []
-    for topic in sorted(row.reads | row.writes):
-        operations = []
-        if topic in row.reads:
-            operations.append("Read")
-        if topic in row.writes:
-            operations.append("Write")
-        rules.append(_acl("topic", f"{prefix}{topic}", [*operations, "Describe"]))
-    for own in internal or []:
-        if own.service == row.service:
-            rules.append(_acl("topic", own.name, ["Read", "Write", "Describe"]))
-    for topic in sorted(row.describes):
-        rules.append(_acl("topic", f"{prefix}{topic}", ["Describe"]))
-    if row.group:
-        rules.append(_acl("group", f"{prefix}dagmonitor-{row.service}", ["Read"]))
-    for service in sorted(row.describes_groups):
-        rules.append(_acl("group", f"{prefix}dagmonitor-{service}", ["Describe"]))
-    return rules
+def acls(row: Row, prefix: str = "") -> list[dict[str, Any]]:
+    """The Strimzi ACL rules of one principal (``deploy.k8s.access.acl_rules``)."""
+    return [_acl(rule) for rule in acl_rules(row, prefix)]
 
 
-def _acl(kind: str, name: str, operations: list[str]) -> dict[str, Any]:
+def _acl(rule: AclRule) -> dict[str, Any]:
+    resource: dict[str, Any] = {"type": rule.resource.value}
+    if rule.resource.value != "cluster":
+        resource.update(name=rule.name, patternType=rule.pattern.value)
     return {
-        "resource": {"type": kind, "name": name, "patternType": "literal"},
-        "operations": operations,
+        "resource": resource,
+        "operations": [operation.value for operation in rule.operations],
         "host": "*",
     }
 
 
-def kafka_user(
-    row: ServiceAccess, prefix: str = "", internal: list[InternalTopic] | None = None
-) -> str:
-    """The ``KafkaUser`` of one service: SCRAM-SHA-512 credentials and its ACLs."""
-    document = {
+def _kafka_user_document(row: Row, prefix: str = "") -> dict[str, Any]:
+    return {
         "apiVersion": "kafka.strimzi.io/v1beta2",
         "kind": "KafkaUser",
         "metadata": {
-            "name": f"dagmonitor-{row.service}",
+            "name": row.principal,
             "labels": {"strimzi.io/cluster": CLUSTER, "app.kubernetes.io/part-of": "dagmonitor"},
         },
         "spec": {
             # Strimzi writes the password into the Secret of the same name.
             "authentication": {"type": "scram-sha-512"},
-            "authorization": {"type": "simple", "acls": acls(row, prefix, internal)},
+            "authorization": {"type": "simple", "acls": acls(row, prefix)},
         },
     }
-    return _dump([document], "deploy/k8s/access.py")
+
+
+def kafka_user(row: Row, prefix: str = "") -> str:
+    """The ``KafkaUser`` of one service: SCRAM-SHA-512 credentials and its ACLs."""
+    return _dump([_kafka_user_document(row, prefix)], "deploy/k8s/access.py")
+
+
+def external_kafka_users(prefix: str = "") -> str:
+    """The ``KafkaUser`` of every external principal of the table (the test suite's excepted)."""
+    documents = [_kafka_user_document(row, prefix) for row in EXTERNAL if not row.local_only]
+    return _dump(documents, "deploy/k8s/access.py")
 
 
 def prometheus_rule() -> str:
@@ -213,14 +206,14 @@ def dashboards() -> str:
 
 def render_all(prefix: str = "") -> dict[Path, str]:
     """Every generated file, by path, as the code gives it now."""
-    internal = all_internal_topics(prefix)
     files = {
         BASE / "kafka" / "topics.yaml": kafka_topics(prefix),
         BASE / "monitoring" / "prometheusrule.yaml": prometheus_rule(),
         BASE / "monitoring" / "dashboards.yaml": dashboards(),
+        BASE / "principals" / "kafkausers.yaml": external_kafka_users(prefix),
     }
     for row in ACCESS:
-        files[BASE / row.service / "kafkauser.yaml"] = kafka_user(row, prefix, internal)
+        files[BASE / row.service / "kafkauser.yaml"] = kafka_user(row, prefix)
     return files
 
 

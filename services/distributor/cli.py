@@ -25,7 +25,9 @@ def _run(kind: str, day: datetime | None) -> None:
     from services.distributor.config import DistributorSettings
     from services.distributor.ondemand import report_on_demand
 
-    settings = DistributorSettings.load()
+    # The distributor's verb: its principal on the local stack (the completeness check reads
+    # the upstream offsets it may describe).
+    settings = DistributorSettings.load().default_principal("dagmonitor-distributor")
     when: date = day.date() if day else local_date(utc_now(), settings.tz) - timedelta(days=1)
     run = asyncio.run(report_on_demand(settings, kind, when))
     states = ", ".join(f"{state} {count}" for state, count in sorted(run.states.items()))
@@ -86,5 +88,6 @@ def retry() -> None:
     from services.distributor.config import DistributorSettings
     from services.distributor.ondemand import retry_failed
 
-    count = asyncio.run(retry_failed(DistributorSettings.load()))
+    settings = DistributorSettings.load().default_principal("dagmonitor-distributor")
+    count = asyncio.run(retry_failed(settings))
     click.echo(f"{count} failed mail(s) queued again")

@@ -99,7 +99,8 @@ def publish(path: Path, quiet: bool) -> None:
 
     A line {"withdraw": "<key>", "kind": "incident"|"notice"} withdraws a registration or a
     notice (a tombstone under that key)."""
-    settings = DagmonitorSettings.load()
+    # As the police systems publish: their principal (write bvh.* only) on the local stack.
+    settings = DagmonitorSettings.load().default_principal("police-publisher")
     started = datetime.now(UTC)
     counts = asyncio.run(publish_file(settings, path, quiet=quiet))
     seconds = (datetime.now(UTC) - started).total_seconds()

@@ -53,7 +53,8 @@ def retention() -> None:
 def sweep(dry_run: bool, now_text: str | None) -> None:
     """Delete every record provided more than 365 days ago: tombstone, event, index row."""
     now = parse_now(now_text)
-    settings = RetentionSettings.load()
+    # The retention service's verb: its principal on the local stack (tombstones, events).
+    settings = RetentionSettings.load().default_principal("dagmonitor-retention")
     if dry_run:
         asyncio.run(_dry_run(settings, now, click.echo))
         return

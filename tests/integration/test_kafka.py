@@ -57,7 +57,7 @@ async def test_apply_is_idempotent(kafka_settings: DagmonitorSettings) -> None:
 
 
 async def test_apply_repairs_drift_and_grows_partitions(stack: DagmonitorSettings) -> None:
-    prefix = f"drift-{uuid.uuid4().hex[:8]}."
+    prefix = f"test-drift-{uuid.uuid4().hex[:8]}."
     spec = TopicSpec("probe", "k", "nl.dagmonitor.Escalation", 2, Cleanup.COMPACT_DELETE, 366)
     (created,) = await apply_topics(stack, prefix=prefix, specs=[spec])
     assert created.action is Action.CREATED

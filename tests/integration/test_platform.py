@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from dagmonitor.errors import PlatformError
 from dagmonitor.settings import DagmonitorSettings, local_dir
-from dagmonitor_cli.platform import kafka, process
+from dagmonitor_cli.platform import kafka, process, tls
 from dagmonitor_cli.platform.kafka import KafkaLayout
 from dagmonitor_cli.platform.stack import LocalStack
+from deploy.k8s.access import ADMIN
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +28,36 @@ def test_a_second_broker_starts_cold_from_cached_jars(
     layout.libs.symlink_to(local_dir() / "kafka" / "libs")
     port, controller = process.free_port(), process.free_port()
     started = kafka.start(layout, port=port, controller_port=controller, timeout=120)
+    admin = layout.client_settings(started.bootstrap, ADMIN)
     try:
         assert not started.downloaded_jars
+        assert started.formatted
         assert (layout.data / "meta.properties").is_file()
-        assert kafka.broker_ready(started.bootstrap)
+        assert kafka.broker_ready(admin)
     finally:
         process.stop_pid(started.pid, timeout=60)
     assert not process.pid_alive(started.pid)
-    assert not kafka.broker_ready(started.bootstrap)
+    assert not kafka.broker_ready(admin)
+
+
+def test_the_broker_refuses_plaintext_a_wrong_password_and_an_untrusted_ca(
+    stack: DagmonitorSettings, tmp_path: Path
+) -> None:
+    """Authentication is real: only SCRAM over TLS to the local CA gets a metadata answer."""
+    from pydantic import SecretStr
+
+    assert stack.kafka_security_protocol == "SASL_SSL"
+    assert kafka.broker_ready(stack)
+    plaintext = DagmonitorSettings(kafka_bootstrap=stack.kafka_bootstrap)
+    wrong = stack.model_copy(update={"kafka_sasl_password": SecretStr("not-the-password")})
+    unknown = stack.model_copy(
+        update={"kafka_sasl_username": "nobody", "kafka_sasl_password": SecretStr("x")}
+    )
+    other_ca = KafkaLayout(tmp_path / "other")
+    tls.ensure(other_ca.tls)
+    untrusted = stack.model_copy(update={"kafka_ca_file": other_ca.tls.ca})
+    for refused in (plaintext, wrong, unknown, untrusted):
+        assert not kafka.broker_ready(refused)
 
 
 def test_up_again_reuses_the_running_stack(stack: DagmonitorSettings) -> None:
@@ -108,3 +132,33 @@ def test_a_cluster_for_a_clone_the_postgres_user_cannot_enter_lives_outside_it(
         import shutil
 
         shutil.rmtree(root.parent, ignore_errors=True)
+
+
+def test_up_reuses_an_external_broker_with_the_environments_credentials(
+    stack: DagmonitorSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DAGMONITOR_KAFKA_BOOTSTRAP names a broker the stack does not manage: it is reached with
+    the DAGMONITOR_KAFKA_* credentials of the environment, and no user or ACL is made there."""
+    import json
+
+    from dagmonitor_cli.platform.stack import LocalStackSettings
+
+    assert stack.kafka_credentials_file is not None and stack.kafka_ca_file is not None
+    password = json.loads(stack.kafka_credentials_file.read_text())["dagmonitor-tests"]
+    for key, value in {
+        "DAGMONITOR_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "DAGMONITOR_KAFKA_SASL_USERNAME": "dagmonitor-tests",
+        "DAGMONITOR_KAFKA_SASL_PASSWORD": password,
+        "DAGMONITOR_KAFKA_CA_FILE": str(stack.kafka_ca_file),
+    }.items():
+        monkeypatch.setenv(key, value)
+    external = LocalStack(
+        tmp_path / ".local",
+        LocalStackSettings(kafka_bootstrap=stack.kafka_bootstrap, ready_timeout_seconds=20),
+    )
+    component = external._kafka_up(None)
+    assert (component.managed, component.note) == (False, "reused")
+    assert not (tmp_path / ".local" / "kafka").exists(), "no users, ACLs or TLS of ours there"
+    monkeypatch.setenv("DAGMONITOR_KAFKA_SASL_PASSWORD", "wrong")
+    with pytest.raises(PlatformError):
+        external._kafka_up(None)

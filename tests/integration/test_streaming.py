@@ -35,7 +35,7 @@ async def test_good_bad_rejected_and_transient_records(stack: DagmonitorSettings
     from dagmonitor.topic_admin import apply_topics
     from dagmonitor.topics import get
 
-    settings = DagmonitorSettings.load(topic_prefix=f"stream-{uuid.uuid4().hex[:8]}.")
+    settings = DagmonitorSettings.load(topic_prefix=f"test-stream-{uuid.uuid4().hex[:8]}.")
     specs = [get("escalations.approved"), get("pipeline.deadletter")]
     await apply_topics(settings, specs=specs)
 

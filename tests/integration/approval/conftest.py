@@ -113,7 +113,7 @@ def approval_kafka(stack: DagmonitorSettings) -> Iterator[DagmonitorSettings]:
     from dagmonitor.topic_admin import apply_topics
     from dagmonitor.topics import get
 
-    settings = DagmonitorSettings.load(topic_prefix=f"approval-test-{uuid.uuid4().hex[:8]}.")
+    settings = DagmonitorSettings.load(topic_prefix=f"test-approval-{uuid.uuid4().hex[:8]}.")
     specs = [get(name) for name in APPROVAL_TOPICS]
     asyncio.run(apply_topics(settings, specs=specs))
     yield settings

@@ -99,7 +99,7 @@ def html_of(mail: EmailMessage) -> str:
 async def test_consumed_records_reach_exactly_the_entitled_recipients_and_the_register(
     make_settings: SettingsFactory, smtp_server: SmtpServer
 ) -> None:
-    settings = make_settings(topic_prefix=f"dist-{uuid.uuid4().hex[:8]}.")
+    settings = make_settings(topic_prefix=f"test-dist-{uuid.uuid4().hex[:8]}.")
     # Every topic the distributor consumes (the OM's standing consents too: the schema's
     # consents are recorded already, tests/consents.py), and what it writes.
     names = sorted({*CONSUMED, "distribution.provisions", "pipeline.deadletter"})

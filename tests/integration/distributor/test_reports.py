@@ -35,6 +35,10 @@ pytestmark = pytest.mark.integration
 
 def _cli(settings_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGMONITOR_")}
+    # The suite's own Kafka principal: the test's topics are under its prefix.
+    for kept in ("DAGMONITOR_KAFKA_SASL_USERNAME", "DAGMONITOR_LOCAL_DIR"):
+        if kept in os.environ:
+            env[kept] = os.environ[kept]
     env.update(settings_env)
     return subprocess.run(
         [str(Path(sys.executable).with_name("dagmonitor")), *args],

@@ -32,6 +32,7 @@ from dagmonitor.codec import INCIDENT_EVENT, default_codec
 from dagmonitor.jsonio import record_from_json
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor_cli.generate import Generator
+from dagmonitor_cli.platform.principals import remove_acls
 from dagmonitor_cli.platform.process import free_port
 from services.approval.client import ApprovalClient
 from services.approval.config import ApprovalSettings
@@ -41,7 +42,7 @@ from services.ingest.cli import publish_file
 from tests.consents import grant_consents
 from tests.integration.distributor.conftest import RECIPIENTS, SmtpServer
 from tests.integration.ops.harness import MONITORING, OtlpReceiver, PrometheusServer, Span
-from tests.kafkautil import produce
+from tests.kafkautil import as_service, grant_services, produce
 from tests.processes import ServiceProcess
 
 TEAM = "WK034405,WK034404,WK034402"
@@ -159,7 +160,7 @@ async def pipeline_run(
     loop = asyncio.get_running_loop()
     started = loop.time()
     work = tmp_path_factory.mktemp("ops-pipeline")
-    settings = DagmonitorSettings.load(topic_prefix=f"ops{uuid.uuid4().hex[:8]}.")
+    settings = DagmonitorSettings.load(topic_prefix=f"test-ops{uuid.uuid4().hex[:8]}.")
     await apply_topics(settings)
     schemas = {s: f"{s}_{uuid.uuid4().hex[:8]}" for s in ("approval", "distributor")}
     key_file, _ = init_dev_key(work / "dev-signing-key.pem")
@@ -206,7 +207,12 @@ async def pipeline_run(
             "DAGMONITOR_MESSAGE_ID_DOMAIN": f"{settings.topic_prefix.rstrip('.')}.invalid",
         },
     }
-    processes = {name: ServiceProcess(name, env[name], work) for name in SERVICES}
+    # Each service as its own principal, with only the table's ACLs: least privilege end to end.
+    granted = await grant_services(settings)
+    processes = {
+        name: ServiceProcess(name, {**env[name], **as_service(settings, name)}, work)
+        for name in SERVICES
+    }
     prometheus = PrometheusServer(work, {n: p.port for n, p in processes.items()}).start()
     run = PipelineRun(lines, {n: p.log_file for n, p in processes.items()}, {})
     run.prometheus = prometheus
@@ -328,6 +334,8 @@ async def pipeline_run(
     finally:
         for process in processes.values():
             process.stop()
+        if granted:
+            await remove_acls(stack, granted, settings.topic_prefix)
         prometheus.stop()
         await receiver.stop()
         smtp.stop()

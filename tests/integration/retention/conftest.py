@@ -61,7 +61,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) 
 
 
 async def _prefixed_topics(fast: bool) -> AsyncIterator[DagmonitorSettings]:
-    settings = DagmonitorSettings.load(topic_prefix=f"ret-{uuid.uuid4().hex[:8]}.")
+    settings = DagmonitorSettings.load(topic_prefix=f"test-ret-{uuid.uuid4().hex[:8]}.")
     specs = [
         replace(spec, extra_config=FAST_COMPACTION) if fast and spec.compacted else spec
         for spec in topics.TOPICS

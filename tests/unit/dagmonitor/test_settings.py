@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dagmonitor.errors import ConfigError
 from dagmonitor.settings import DagmonitorSettings
 
 
@@ -55,3 +56,26 @@ def test_settings_are_frozen(local_dir: Path) -> None:
     settings = DagmonitorSettings.load()
     with pytest.raises(ValueError, match="frozen"):
         settings.topic_prefix = "x"  # type: ignore[misc]
+
+
+def test_a_principal_of_the_local_credentials_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.delenv("DAGMONITOR_KAFKA_SASL_USERNAME", raising=False)  # the suite's own
+    passwords = tmp_path / "credentials.json"
+    passwords.write_text(json.dumps({"dagmonitor-ingest": "i-pw", "dagmonitor-admin": "a-pw"}))
+    local = DagmonitorSettings(kafka_security_protocol="SASL_SSL", kafka_credentials_file=passwords)
+    with pytest.raises(ConfigError, match="which principal"):
+        local.kafka_client_options()
+    ingest = local.as_principal("dagmonitor-ingest")
+    assert ingest.kafka_client_options()["sasl_plain_password"] == "i-pw"
+    assert local.default_principal("dagmonitor-admin").kafka_sasl_username == "dagmonitor-admin"
+    assert ingest.default_principal("dagmonitor-admin") is ingest, "a chosen principal stays"
+    with pytest.raises(ConfigError, match="no SCRAM password"):
+        local.as_principal("nobody").kafka_client_options()
+    external = DagmonitorSettings(
+        kafka_security_protocol="SASL_SSL", kafka_sasl_username="u", kafka_sasl_password="p"
+    )
+    assert external.as_principal("dagmonitor-admin") is external, "a broker we do not manage"

@@ -149,3 +149,70 @@ def test_each_kafka_user_grants_exactly_its_row() -> None:
         for service in row.describes_groups:
             assert {op for k, n, op in granted if n == f"dagmonitor-{service}"} == {"Describe"}
         assert {op for _, _, op in granted} <= {"Read", "Write", "Describe"}
+
+
+def test_external_principals_have_exactly_their_covenant_rights() -> None:
+    from deploy.k8s.access import (
+        ADMIN,
+        BY_PRINCIPAL,
+        MUNICIPAL_REPORTING,
+        POLICE_PUBLISHER,
+        SUBSCRIBER,
+        TESTS,
+        acl_rules,
+    )
+
+    def rights(principal: str) -> set[tuple[str, str, str, str]]:
+        return {
+            (rule.resource.value, rule.name, rule.pattern.value, op.value)
+            for rule in acl_rules(BY_PRINCIPAL[principal], "gm.")
+            for op in rule.operations
+        }
+
+    assert rights(POLICE_PUBLISHER) == {
+        ("topic", f"gm.{t}", "literal", op)
+        for t in ("bvh.incidents", "bvh.persons")
+        for op in ("Write", "Describe")
+    }
+    assert rights(MUNICIPAL_REPORTING) == {
+        ("topic", "gm.municipal.reports", "literal", op) for op in ("Write", "Describe")
+    }
+    # No personal data by subscription: persons, victims, plates stay on the e-mail channel.
+    assert rights(SUBSCRIBER) == {
+        ("topic", f"gm.{t}", "literal", op)
+        for t in ("dagmonitor.entries", "escalations.approved")
+        for op in ("Read", "Describe")
+    } | {("group", "gm.dagmonitor-subscriber-", "prefixed", "Read")}
+    assert ("cluster", "kafka-cluster", "literal", "All") in rights(ADMIN)
+    # The test suite's rights ignore the deployment prefix and stop at "test-".
+    assert {name for _kind, name, _pattern, _op in rights(TESTS)} == {"test-"}
+
+
+def test_every_principal_has_a_kafka_user_but_the_test_suites() -> None:
+    from deploy.k8s.access import EXTERNAL
+
+    documents = list(yaml.safe_load_all((BASE / "principals" / "kafkausers.yaml").read_text()))
+    names = {doc["metadata"]["name"] for doc in documents}
+    assert names == {row.principal for row in EXTERNAL if not row.local_only}
+    assert "dagmonitor-tests" not in names
+
+
+def test_publish_connects_as_the_police_publisher() -> None:
+    import inspect
+
+    from deploy.k8s.access import POLICE_PUBLISHER
+    from services.ingest import cli
+
+    # services/ cannot import deploy/ (the image has no deploy/): the name is spelled there.
+    assert f'default_principal("{POLICE_PUBLISHER}")' in inspect.getsource(cli.publish.callback)  # type: ignore[arg-type]
+
+
+def test_service_verbs_connect_as_their_services_principal() -> None:
+    import inspect
+
+    from services.distributor import cli as distributor
+    from services.retention import cli as retention
+
+    for module, service in ((distributor, "distributor"), (retention, "retention")):
+        principal = BY_SERVICE[service].principal
+        assert f'default_principal("{principal}")' in inspect.getsource(module), service

@@ -24,7 +24,7 @@ import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
 from dagmonitor import topics
-from deploy.k8s.access import ACCESS
+from deploy.k8s.access import ACCESS, EXTERNAL
 
 K8S = Path(__file__).resolve().parents[3] / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
@@ -202,7 +202,10 @@ def test_services_pdbs_hpa_network_policies_and_monitoring(
             "matchLabels": {"app.kubernetes.io/name": f"dagmonitor-{service}"}
         }
     users = _of(objects, "KafkaUser")
-    assert set(users) == {f"dagmonitor-{s}" for s in SERVICES}
+    assert set(users) == {f"dagmonitor-{s}" for s in SERVICES} | {
+        row.principal for row in EXTERNAL if not row.local_only
+    }
+    assert "dagmonitor-tests" not in users, "the test suite's principal is the local broker's only"
     assert len(_of(objects, "KafkaNodePool")) == 1
     (kafka,) = _of(objects, "Kafka").values()
     assert kafka["metadata"]["annotations"]["strimzi.io/kraft"] == "enabled"
