@@ -185,7 +185,8 @@ class PropagatingTracer(trace.Tracer):
     sampled trace), without recording them: the tracer of a service that exports nothing.
     About a third of an SDK span's cost per record."""
 
-    _random = random.Random()
+    # Span and trace ids need to be unique, not secret (the SDK's own generator is this too).
+    _random = random.Random()  # nosec B311
 
     def start_span(
         self, name: str, context: otel_context.Context | None = None, *_args: Any, **_kwargs: Any
