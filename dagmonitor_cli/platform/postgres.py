@@ -316,6 +316,10 @@ BEGIN
         SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = '{schema}' AND c.relkind IN ('r', 'p', 'S', 'v', 'm')
           AND pg_get_userbyid(c.relowner) <> '{role}'
+          -- a table's identity or serial sequence goes with its table (and cannot alone)
+          AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d
+                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                     AND d.deptype IN ('a', 'i')))
     LOOP
         EXECUTE format('ALTER TABLE {schema}.%I OWNER TO {role}', item.relname);
     END LOOP;

@@ -26,6 +26,7 @@ RETENTION_METRICS = {
     "dagmonitor_retention_expired_total",
     "dagmonitor_retention_tombstones_emitted_total",
     "dagmonitor_retention_oldest_provided_age_seconds",
+    "dagmonitor_retention_overdue_seconds",
 }
 UNDELIVERABLE = "dagmonitor_distributor_undeliverable_total"
 """Counted (first created) only for a report that no configured recipient is entitled to."""
@@ -48,13 +49,20 @@ CONSUMED = {
         "escalations.approved",
         "e35-by-postcode",  # its internal topic, keyed by postcode
     },
-    "approval": {"approval.requests"},
+    # the provision register: which covenant evaluations were sent (a renewal needs one)
+    "approval": {"approval.requests", "distribution.provisions"},
     "distributor": {
         "dagmonitor.entries",
         "persons.approved",
         "victims.approved",
         "vehicles.signals",
         "approval.consents",
+        "ingest.photos",
+        "covenant.term",
+        # counted for the covenant's evaluation report
+        "approval.decisions",
+        "pipeline.deadletter",
+        "retention.events",
     },
 }
 """The topics each service consumes as a group (not those it only reads back to recover)."""
