@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,3 +157,17 @@ async def open_schema(
     (as ``role``, when given)."""
     await apply_migrations(url, schema, directory)
     return await create_pool(url, schema=schema, min_size=1, max_size=max_size, role=role)
+
+
+async def changed_rows(
+    pool: asyncpg.Pool, statements: Mapping[str, tuple[str, object]]
+) -> dict[str, int]:
+    """Run each ``name: (sql, argument)`` DELETE or UPDATE in one transaction; the rows each
+    changed, by name, for those that changed any (a backstop's report)."""
+    changed: dict[str, int] = {}
+    async with pool.acquire() as conn, conn.transaction():
+        for name, (sql, argument) in statements.items():
+            count = int((await conn.execute(sql, argument)).split()[-1])
+            if count:
+                changed[name] = count
+    return changed

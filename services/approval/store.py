@@ -17,6 +17,7 @@ from datetime import date, datetime
 import asyncpg
 
 from dagmonitor.covenant import Evaluation, Term, TermEvent
+from dagmonitor.db import changed_rows
 from dagmonitor.gates import GateCategory
 from services.approval.consent import Consent
 from services.approval.domain import (
@@ -511,24 +512,21 @@ class Store:
         statements = {
             "request_subjects": (
                 "DELETE FROM request_subjects s USING requests r "
-                "WHERE r.request_id = s.request_id AND r.created_at < $1"
+                "WHERE r.request_id = s.request_id AND r.created_at < $1",
+                cutoff,
             ),
             "audit_reasons": (
                 "DELETE FROM audit_reasons x USING audit_log a "
-                "WHERE a.id = x.audit_id AND a.occurred_at < $1"
+                "WHERE a.id = x.audit_id AND a.occurred_at < $1",
+                cutoff,
             ),
             "requests": (
-                "UPDATE requests SET reason = NULL WHERE created_at < $1 AND reason IS NOT NULL"
+                "UPDATE requests SET reason = NULL WHERE created_at < $1 AND reason IS NOT NULL",
+                cutoff,
             ),
-            "outbox": "DELETE FROM outbox WHERE published_at < $1",
+            "outbox": ("DELETE FROM outbox WHERE published_at < $1", cutoff),
         }
-        changed: dict[str, int] = {}
-        async with self.pool.acquire() as conn, conn.transaction():
-            for table, sql in statements.items():
-                count = int((await conn.execute(sql, cutoff)).split()[-1])
-                if count:
-                    changed[table] = count
-        return changed
+        return await changed_rows(self.pool, statements)
 
     async def pending_counts(self, now: datetime) -> dict[tuple[ApproverRole, str], int]:
         """Pending requests per (approver role, age bucket label)."""

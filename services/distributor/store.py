@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from dagmonitor import jsonio
+from dagmonitor.db import changed_rows
 from services.distributor.outbox import OutboxMessage, State
 from services.distributor.rendering import Photo, RecordRef
 from services.distributor.reports import Entry, PostcodeCount
@@ -265,7 +266,7 @@ class Store:
 
         Returns rows changed per table (only those with changes)."""
         cutoff = now - period
-        statements = {
+        statements: dict[str, tuple[str, object]] = {
             "entries": ("DELETE FROM entries WHERE received_at < $1", cutoff),
             "notices": ("DELETE FROM notices WHERE received_at < $1", cutoff),
             "photos": ("DELETE FROM photos WHERE received_at < $1", cutoff),
@@ -283,14 +284,7 @@ class Store:
                 cutoff,
             ),
         }
-        changed: dict[str, int] = {}
-        async with self.pool.acquire() as conn, conn.transaction():
-            for table, (sql, arg) in statements.items():
-                status = await conn.execute(sql, arg)
-                count = int(status.split()[-1])
-                if count:
-                    changed[table] = count
-        return changed
+        return await changed_rows(self.pool, statements)
 
     async def withdraw_record(self, topic: str, key: str) -> tuple[int, int]:
         """A withdrawal (a tombstone the police caused): delete the record and the unsent

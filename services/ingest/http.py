@@ -44,6 +44,25 @@ def _problem(status: int, reason: str, detail: str) -> web.Response:
     return web.json_response({"error": reason, "detail": detail}, status=status)
 
 
+def identifier_of(request: web.Request, name: str) -> str | web.Response:
+    """The path's identifier ``name``, or the 400 that says what one looks like."""
+    value = request.match_info[name]
+    if not IDENTIFIER.fullmatch(value):
+        return _problem(
+            400, "invalid_identifier", f"{name}: 1-128 characters of A-Z a-z 0-9 . _ : -"
+        )
+    return value
+
+
+def _invalid(exc: InputError | InvalidRecord | CodecError) -> web.Response:
+    """The 400 of a body that is not JSON, breaks a rule, or does not fit its schema."""
+    if isinstance(exc, InputError):
+        return _problem(400, "invalid_json", str(exc))
+    if isinstance(exc, InvalidRecord):
+        return _problem(400, exc.reason.value, exc.detail)
+    return _problem(400, "invalid_record", str(exc))
+
+
 def routes(ingest: Ingest) -> list[web.RouteDef]:
     """The routes of the ingest API, bound to one ``Ingest``."""
 
@@ -81,12 +100,8 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
             record = ingest.codec.decode(raw, expect=kind.schema).record
             kind.validate(record, now=ingest.clock(), clock_skew=ingest.settings.clock_skew)
             key = record[kind.key_field].encode("utf-8")
-        except InputError as exc:
-            return _problem(400, "invalid_json", str(exc))
-        except InvalidRecord as exc:
-            return _problem(400, exc.reason.value, exc.detail)
-        except CodecError as exc:
-            return _problem(400, "invalid_record", str(exc))
+        except (InputError, InvalidRecord, CodecError) as exc:
+            return _invalid(exc)
         if not ingest.can_publish():
             return _problem(503, "unavailable", "not connected to Kafka yet; retry")
         await ingest.publish_raw(kind, key, raw, system)
@@ -116,12 +131,8 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
             report = report_from_signal(parse_document(body))
             MUNICIPAL.validate(report, now=ingest.clock(), clock_skew=ingest.settings.clock_skew)
             raw = ingest.codec.encode(MUNICIPAL.schema, report)
-        except InputError as exc:
-            return _problem(400, "invalid_json", str(exc))
-        except InvalidRecord as exc:
-            return _problem(400, exc.reason.value, exc.detail)
-        except CodecError as exc:
-            return _problem(400, "invalid_record", str(exc))
+        except (InputError, InvalidRecord, CodecError) as exc:
+            return _invalid(exc)
         if not ingest.can_publish():
             return _problem(503, "unavailable", "not connected to Kafka yet; retry")
         await ingest.publish_raw(MUNICIPAL, report["report_id"].encode("utf-8"), raw, system)
@@ -134,30 +145,20 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
         system = system_of(request, municipal=True)
         if system is None:
             return _unauthorized()
-        report_id = request.match_info["report_id"]
-        if not IDENTIFIER.fullmatch(report_id):
-            return _problem(
-                400, "invalid_identifier", "report_id: 1-128 characters of A-Z a-z 0-9 . _ : -"
-            )
+        report_id = identifier_of(request, "report_id")
+        if isinstance(report_id, web.Response):
+            return report_id
         if not ingest.can_publish():
             return _problem(503, "unavailable", "not connected to Kafka yet; retry")
         await ingest.publish_raw(MUNICIPAL, report_id.encode("utf-8"), None, system)
         _log.info("http_record_withdrawn", kind=MUNICIPAL.name, system=system)
         return web.json_response({"status": "accepted", "report_id": report_id}, status=202)
 
-    def photo_id_of(request: web.Request) -> str | web.Response:
-        photo_id = request.match_info["photo_id"]
-        if not IDENTIFIER.fullmatch(photo_id):
-            return _problem(
-                400, "invalid_identifier", "photo_id: 1-128 characters of A-Z a-z 0-9 . _ : -"
-            )
-        return photo_id
-
     async def put_photo(request: web.Request) -> web.Response:
         system = system_of(request)
         if system is None:
             return _unauthorized()
-        photo_id = photo_id_of(request)
+        photo_id = identifier_of(request, "photo_id")
         if isinstance(photo_id, web.Response):
             return photo_id
         limit = ingest.settings.ingest_photo_max_bytes
@@ -197,7 +198,7 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
         system = system_of(request)
         if system is None:
             return _unauthorized()
-        photo_id = photo_id_of(request)
+        photo_id = identifier_of(request, "photo_id")
         if isinstance(photo_id, web.Response):
             return photo_id
         if not ingest.can_publish():
