@@ -130,15 +130,31 @@ async def _delete(settings: DagmonitorSettings, names: list[str]) -> None:
         await admin.close()
 
 
-@pytest.fixture
-async def fresh_settings(stack: DagmonitorSettings) -> AsyncIterator[DagmonitorSettings]:
-    """Settings with a topic prefix of this test's own, every topic created (and deleted after,
-    with faust's internal topics of the same prefix)."""
+@contextlib.asynccontextmanager
+async def _fresh() -> AsyncIterator[DagmonitorSettings]:
+    """Settings with a topic prefix of their own, every topic created (and deleted after,
+    with the internal topics of the same prefix)."""
     from dagmonitor.topic_admin import apply_topics
 
     settings = DagmonitorSettings.load(topic_prefix=f"test-t{uuid.uuid4().hex[:10]}.")
     await apply_topics(settings)
-    yield settings
-    await _delete(
-        settings, [t for t in await _topics(settings) if t.startswith(settings.topic_prefix)]
-    )
+    try:
+        yield settings
+    finally:
+        await _delete(
+            settings, [t for t in await _topics(settings) if t.startswith(settings.topic_prefix)]
+        )
+
+
+@pytest.fixture
+async def fresh_settings(stack: DagmonitorSettings) -> AsyncIterator[DagmonitorSettings]:
+    """Settings with a topic prefix of this test's own (see ``_fresh``)."""
+    async with _fresh() as settings:
+        yield settings
+
+
+@pytest.fixture
+async def other_fresh_settings(stack: DagmonitorSettings) -> AsyncIterator[DagmonitorSettings]:
+    """A second prefix of this test's own, for two pipelines side by side on one broker."""
+    async with _fresh() as settings:
+        yield settings

@@ -287,53 +287,86 @@ def account(
     return dict(counts)
 
 
-@pytest.mark.parametrize("service", ["ingest", "classifier"])
-async def test_every_record_accounted_for_across_restore_rebalance_and_broker_restart(
-    fresh_settings: DagmonitorSettings, tmp_path: Path, service: str
-) -> None:
-    source, target, _, _ = ROUTES[service]
-    settings = fresh_settings
-    items = _inputs(service, seed=int(os.environ.get("DAGMONITOR_TEST_SEED", "18")))
-    await _prefill_changelog(settings, service)
-    env = {
-        "DAGMONITOR_TOPIC_PREFIX": settings.topic_prefix,
-        "DAGMONITOR_TEAM_DISTRICTS": TEAM,
-        "DAGMONITOR_MUNICIPALITY_CODE": "GM0344",
-        "DAGMONITOR_LOG_LEVEL": os.environ.get("DAGMONITOR_TEST_SERVICE_LOG_LEVEL", "WARNING"),
-    }
-    publisher = Publisher(settings, source, items).start()
-    first = ServiceProcess(service, env, tmp_path)
-    second = ServiceProcess(f"{service}", env, tmp_path)
-    second.log_file = tmp_path / f"{service}-2.log"
-    restarted = False
-    try:
+class Route:
+    """One service's run: its own topic prefix, publisher, two instances and the accounting."""
+
+    def __init__(self, service: str, settings: DagmonitorSettings, tmp_path: Path) -> None:
+        self.service = service
+        self.settings = settings
+        self.source, self.target, _, _ = ROUTES[service]
+        self.items = _inputs(service, seed=int(os.environ.get("DAGMONITOR_TEST_SEED", "18")))
+        env = {
+            "DAGMONITOR_TOPIC_PREFIX": settings.topic_prefix,
+            "DAGMONITOR_TEAM_DISTRICTS": TEAM,
+            "DAGMONITOR_MUNICIPALITY_CODE": "GM0344",
+            "DAGMONITOR_LOG_LEVEL": os.environ.get("DAGMONITOR_TEST_SERVICE_LOG_LEVEL", "WARNING"),
+        }
+        self.first = ServiceProcess(service, env, tmp_path)
+        self.second = ServiceProcess(service, env, tmp_path)
+        self.second.log_file = tmp_path / f"{service}-2.log"
+        self.publisher = Publisher(settings, self.source, self.items)
+
+    async def disturb(self) -> None:
+        """Start while records arrive and a changelog restores, join a second, kill the first."""
+        await _prefill_changelog(self.settings, self.service)
+        self.publisher.start()
         await asyncio.sleep(1.0)  # records are arriving while the first instance restores
-        await asyncio.to_thread(first.start, 120)
+        await asyncio.to_thread(self.first.start, 120)
         await asyncio.sleep(4)
-        await asyncio.to_thread(second.start, 120)  # rebalance: the group splits
+        await asyncio.to_thread(self.second.start, 120)  # rebalance: the group splits
         await asyncio.sleep(4)
-        first.kill()  # rebalance again, after the session timeout
-        await asyncio.sleep(12)
-        restarted = await asyncio.to_thread(_restart_broker)
-        await publisher.wait()
+        self.first.kill()  # rebalance again, after the session timeout
+
+    async def finish(self) -> dict[str, int]:
+        """Wait until the survivor has committed everything, then account for every input."""
+        await self.publisher.wait()
         for _ in range(240):
-            if await _caught_up(settings, service, source):
+            if await _caught_up(self.settings, self.service, self.source):
                 break
             await asyncio.sleep(0.5)
         else:
-            raise AssertionError(f"{service} did not catch up: {second.tail()}")
-        inputs = await _read_raw(settings, source)
-        outputs = await _read_raw(settings, target)
-        letters = await _read_raw(settings, "pipeline.deadletter")
+            raise AssertionError(f"{self.service} did not catch up: {self.second.tail()}")
+        inputs = await _read_raw(self.settings, self.source)
+        outputs = await _read_raw(self.settings, self.target)
+        letters = await _read_raw(self.settings, "pipeline.deadletter")
+        assert len(inputs) >= len(self.items)
+        counts = account(self.service, inputs, outputs, letters, self.source)
+        print(f"{self.service}: {len(inputs)} inputs accounted for: {counts}")
+        return counts
+
+    def stop(self) -> None:
+        task = self.publisher.task
+        if task is not None and not task.done():
+            task.cancel()
+        self.second.stop()
+        self.first.stop()
+
+    def assert_no_traceback(self) -> None:
+        for proc in (self.first, self.second):
+            log = proc.log_file.read_text(errors="replace") if proc.log_file.is_file() else ""
+            assert "Traceback" not in log, proc.tail()
+
+
+async def test_every_record_accounted_for_across_restore_rebalance_and_broker_restart(
+    fresh_settings: DagmonitorSettings, other_fresh_settings: DagmonitorSettings, tmp_path: Path
+) -> None:
+    """Ingest and the classifier side by side, each on a prefix of its own, through one broker
+    restart (one restart for both keeps the suite's time down; each route is disturbed alone
+    by its own restore, rebalance and kill)."""
+    routes = [
+        Route("ingest", fresh_settings, tmp_path),
+        Route("classifier", other_fresh_settings, tmp_path),
+    ]
+    try:
+        await asyncio.gather(*(route.disturb() for route in routes))
+        await asyncio.sleep(12)
+        restarted = await asyncio.to_thread(_restart_broker)
+        print(f"broker restarted: {restarted}")
+        results = await asyncio.gather(*(route.finish() for route in routes))
     finally:
-        publisher.task.cancel() if publisher.task and not publisher.task.done() else None
-        second.stop()
-        first.stop()
-    assert len(inputs) >= len(items)
-    counts = account(service, inputs, outputs, letters, source)
-    print(f"{service}: {len(inputs)} inputs accounted for: {counts}; broker restarted: {restarted}")
-    assert counts.get("deadletter", 0) >= 60
-    assert counts.get("deduplicated", 0) > 0
-    for proc in (first, second):
-        log = proc.log_file.read_text(errors="replace") if proc.log_file.is_file() else ""
-        assert "Traceback" not in log, proc.tail()
+        for route in routes:
+            route.stop()
+    for route, counts in zip(routes, results, strict=True):
+        assert counts.get("deadletter", 0) >= 60, route.service
+        assert counts.get("deduplicated", 0) > 0, route.service
+        route.assert_no_traceback()
