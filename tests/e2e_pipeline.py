@@ -143,8 +143,11 @@ class Pipeline:
                 "DAGMONITOR_DB_SCHEMA": self.schema(name),
             }
             self.processes[name] = ServiceProcess(name, env, self.tmp)
+        # All at once: a service's start-up is mostly its own imports and group joins.
         for process in self.processes.values():
-            process.start(timeout=90)
+            process.launch()
+        for process in self.processes.values():
+            await asyncio.to_thread(process.wait_ready, 90)
         if "approval" in self.processes and "distributor" in self.processes:
             await self.grant_consents()
 
@@ -159,7 +162,9 @@ class Pipeline:
 
     def stop(self) -> None:
         for process in self.processes.values():
-            process.stop()
+            process.terminate()
+        for process in self.processes.values():
+            process.wait_stopped()
         self.stop_smtp()
 
     def lines(self, day: date, count: int, seed: int = 5) -> list[dict[str, Any]]:

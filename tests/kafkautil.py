@@ -71,11 +71,35 @@ async def grant_services(settings: DagmonitorSettings) -> list[Any]:
     """Create the five services' own ACLs (deploy/k8s/access.py) for the test deployment of
     ``settings.topic_prefix``, so its service processes can run as their own principals."""
     from dagmonitor_cli.platform.principals import apply_acls
-    from deploy.k8s.access import ACCESS
+    from deploy.k8s.access import ACCESS, BY_SERVICE
 
     if settings.kafka_credentials_file is None:
         return []  # a broker the stack does not manage: the environment's credentials
-    return await apply_acls(settings, settings.topic_prefix, ACCESS)
+    applied = await apply_acls(settings, settings.topic_prefix, ACCESS)
+    await _until_authorized(settings, BY_SERVICE["ingest"].principal, "bvh.incidents")
+    return applied
+
+
+async def _until_authorized(
+    settings: DagmonitorSettings, principal: str, topic: str, timeout: float = 15.0
+) -> None:
+    """Wait until the broker's authoriser has the new ACLs: CreateAcls answers once the
+    controller has written them, the broker applies them from the metadata log a moment later,
+    and a service started in that moment is refused its topics and exits."""
+    name = settings.topic(topic)
+    admin = kafka_clients.admin(settings.as_principal(principal))
+    await admin.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            described = await admin.describe_topics([name])
+            if all(t["error_code"] == 0 for t in described):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{principal} still refused {name}: {described}")
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
 
 
 def as_service(settings: DagmonitorSettings, service: str) -> dict[str, str]:

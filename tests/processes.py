@@ -24,6 +24,10 @@ class ServiceProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> ServiceProcess:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> ServiceProcess:
+        """Start the process without waiting for it (start several, then ``wait_ready`` each)."""
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", f"services.{self.name}"],
@@ -31,6 +35,10 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> ServiceProcess:
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -54,10 +62,19 @@ class ServiceProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
+        self.terminate()
+        self.wait_stopped()
+
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM) without waiting for it."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
+
+    def wait_stopped(self, timeout: float = 30.0) -> None:
+        """Wait for a terminated process to end; kill -9 it when it takes longer."""
+        if self.proc is not None and self.proc.poll() is None:
             try:
-                self.proc.wait(30)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
 
