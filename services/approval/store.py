@@ -16,7 +16,7 @@ from datetime import date, datetime
 
 import asyncpg
 
-from dagmonitor.covenant import Evaluation, Term, TermEvent
+from dagmonitor.covenant import Evaluation, Term
 from dagmonitor.db import changed_rows
 from dagmonitor.gates import GateCategory
 from services.approval.consent import Consent
@@ -128,22 +128,9 @@ def _consent(row: asyncpg.Record) -> Consent:
     )
 
 
-_EVENT_COLUMNS = """kind, covenant_start, end_after, period_start, ended_at, revision,
-    evaluation_id"""
-
-
-def _term(row: asyncpg.Record | None) -> Term | None:
-    if row is None:
-        return None
-    return Term(
-        start=row["covenant_start"],
-        end=row["end_after"],
-        period_start=row["period_start"],
-        ended_at=row["ended_at"],
-        revision=row["revision"],
-        event=TermEvent(row["kind"]),
-        evaluation_id=row["evaluation_id"],
-    )
+# A covenant event's columns under the names of the ``CovenantTerm`` record (Term.from_record).
+_TERM_COLUMNS = """kind AS event, covenant_start AS start_date, end_after AS end_date, period_start,
+    ended_at, revision, evaluation_id"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,13 +298,12 @@ class Transaction:
         )
 
     async def recorded_term(self, start: date) -> Term | None:
-        return _term(
-            await self.conn.fetchrow(
-                f"SELECT {_EVENT_COLUMNS} FROM covenant_events WHERE covenant_start = $1 "
-                "ORDER BY revision DESC LIMIT 1",
-                start,
-            )
+        row = await self.conn.fetchrow(
+            f"SELECT {_TERM_COLUMNS} FROM covenant_events WHERE covenant_start = $1 "
+            "ORDER BY revision DESC LIMIT 1",
+            start,
         )
+        return None if row is None else Term.from_record(row)
 
     async def insert_covenant_event(
         self, term: Term, *, end_before: date, actor: str, now: datetime, reason: str | None

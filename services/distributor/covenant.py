@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from dagmonitor.clock import Clock, local_date, utc_now
-from dagmonitor.covenant import TERM_TOPIC, Term, TermEvent, current_term
+from dagmonitor.covenant import TERM_TOPIC, Term, current_term
 from dagmonitor.rejection import Reason, RecordRejected
 from dagmonitor.streaming import Incoming
 from dagmonitor.telemetry import COVENANT_IN_TERM
@@ -125,17 +125,7 @@ class CovenantStore:
             "evaluation_id FROM covenant_terms WHERE start_date = $1",
             start,
         )
-        if row is None:
-            return None
-        return Term(
-            start=row["start_date"],
-            end=row["end_date"],
-            period_start=row["period_start"],
-            ended_at=row["ended_at"],
-            revision=row["revision"],
-            event=TermEvent(row["event"]),
-            evaluation_id=row["evaluation_id"],
-        )
+        return None if row is None else Term.from_record(row)
 
     async def evaluation_report(
         self, term: Term, start: datetime, end: datetime, tz: str, *, generated_on: date
