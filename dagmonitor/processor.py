@@ -627,11 +627,18 @@ class StreamProcessor:
     async def _one(self, record: Record, batch: Batch) -> None:
         route = self._routes[record.topic]
         batch.partition = record.partition
+        await self._handle(route.source, record, lambda: route.handler(record, batch))
+
+    async def _handle(
+        self, source: str, record: Record, work: Callable[[], Awaitable[None]]
+    ) -> None:
+        """``work`` on ``record`` of the contract topic ``source``, through ``handle_one``
+        (counted, traced, dead-lettered when the record is at fault)."""
         assert self.dead_letters is not None
         await handle_one(
-            lambda: route.handler(record, batch),
+            work,
             service=self.service,
-            source=Source(route.source, record.key, record.partition, record.offset),
+            source=Source(source, record.key, record.partition, record.offset),
             headers=record.headers,
             value=record.value,
             dead_letters=self.dead_letters,
@@ -860,17 +867,10 @@ class StreamProcessor:
         """One record of a view's topic, dead-lettered if it does not decode (again after a
         restart, which reads the topic anew: same source partition and offset)."""
         backoff = Backoff(*self._backoff)
-        assert self.dead_letters is not None
         while True:
             try:
-                await handle_one(
-                    lambda: self._apply_view_record(view, record),
-                    service=self.service,
-                    source=Source(view.source, record.key, record.partition, record.offset),
-                    headers=record.headers,
-                    value=record.value,
-                    dead_letters=self.dead_letters,
-                    tracer=self._tracer,
+                await self._handle(
+                    view.source, record, lambda: self._apply_view_record(view, record)
                 )
                 return
             except TRANSIENT_ERRORS as exc:  # the dead letter could not be sent: again
