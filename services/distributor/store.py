@@ -49,6 +49,11 @@ def to_json(value: Mapping[str, Any]) -> str:
     return json.dumps(jsonio.to_json(value), ensure_ascii=False, sort_keys=True)
 
 
+def _ref_arrays(refs: Sequence[RecordRef]) -> tuple[list[str], list[str]]:
+    """Record refs as the topic and key arrays a statement joins by ``unnest($n, $m)``."""
+    return [r.topic for r in refs], [r.key for r in refs]
+
+
 @dataclass(frozen=True, slots=True)
 class TellDay:
     """What a daily report or supplement tells its recipients about one day, once sent.
@@ -206,8 +211,7 @@ class Store:
             "JOIN unnest($2::text[], $3::text[]) AS r(topic, key) "
             "ON n.topic = r.topic AND n.key = r.key",
             entries,
-            [r.topic for r in notices],
-            [r.key for r in notices],
+            *_ref_arrays(notices),
         )
         return [row["traceparent"] for row in rows]
 
@@ -725,8 +729,7 @@ class Store:
                     "AS r(topic, key) WHERE notices.topic = r.topic AND notices.key = r.key "
                     "AND notices.batch_id IS NULL",
                     batch_id,
-                    [r.topic for r in refs],
-                    [r.key for r in refs],
+                    *_ref_arrays(refs),
                 )
         return len(inserted)
 
