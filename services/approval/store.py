@@ -9,10 +9,11 @@ together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -31,6 +32,8 @@ from services.approval.domain import (
     RequestState,
     Status,
 )
+
+_T = TypeVar("_T")
 
 _REQUEST_COLUMNS = """r.request_id, r.category, r.approver_role, r.status, r.mk_code,
     r.district_code, r.created_at, r.expires_at, r.decided_by, r.decided_at, r.reason, r.step"""
@@ -158,6 +161,11 @@ class Transaction:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
+    async def _one(self, to: Callable[[asyncpg.Record], _T], sql: str, *args: Any) -> _T | None:
+        """The row ``sql`` selects made into its object by ``to``; None when there is none."""
+        row = await self.conn.fetchrow(sql, *args)
+        return None if row is None else to(row)
+
     async def get_request(
         self,
         request_id: str,
@@ -172,22 +180,22 @@ class Transaction:
             return None
         subject = ", s.request" if with_subject else ""
         join = " LEFT JOIN request_subjects s USING (request_id)" if with_subject else ""
-        row = await self.conn.fetchrow(
+        return await self._one(
+            _request,
             f"SELECT {_REQUEST_COLUMNS}{subject} FROM requests r{join} "
             "WHERE r.request_id = $1 AND r.approver_role = ANY($2::text[])"
             + (" FOR UPDATE OF r" if lock else ""),
             request_id,
             _roles(scope),
         )
-        return None if row is None else _request(row)
 
     async def lock_any(self, request_id: str) -> StoredRequest | None:
         """The request whatever its approver role, row-locked (for system actions)."""
-        row = await self.conn.fetchrow(
+        return await self._one(
+            _request,
             f"SELECT {_REQUEST_COLUMNS} FROM requests r WHERE r.request_id = $1 FOR UPDATE",
             request_id,
         )
-        return None if row is None else _request(row)
 
     async def due_requests(self, now: datetime, limit: int) -> list[StoredRequest]:
         """Pending requests whose deadline has passed, locked; ones being decided right now
@@ -298,12 +306,12 @@ class Transaction:
         )
 
     async def recorded_term(self, start: date) -> Term | None:
-        row = await self.conn.fetchrow(
+        return await self._one(
+            Term.from_record,
             f"SELECT {_TERM_COLUMNS} FROM covenant_events WHERE covenant_start = $1 "
             "ORDER BY revision DESC LIMIT 1",
             start,
         )
-        return None if row is None else Term.from_record(row)
 
     async def insert_covenant_event(
         self, term: Term, *, end_before: date, actor: str, now: datetime, reason: str | None
@@ -347,19 +355,19 @@ class Transaction:
 
     async def unrevoked_consent(self, category: GateCategory) -> Consent | None:
         """The category's unrevoked consent (at most one), row-locked."""
-        row = await self.conn.fetchrow(
+        return await self._one(
+            _consent,
             f"SELECT {_CONSENT_COLUMNS} FROM consents "
             "WHERE category = $1 AND revoked_at IS NULL FOR UPDATE",
             category.value,
         )
-        return None if row is None else _consent(row)
 
     async def lock_consent(self, consent_id: str) -> Consent | None:
-        row = await self.conn.fetchrow(
+        return await self._one(
+            _consent,
             f"SELECT {_CONSENT_COLUMNS} FROM consents WHERE consent_id = $1 FOR UPDATE",
             consent_id,
         )
-        return None if row is None else _consent(row)
 
     async def insert_consent(self, consent: Consent) -> None:
         await self.conn.execute(
