@@ -715,11 +715,9 @@ class StreamProcessor:
     async def _read_changelogs(self, needed: Mapping[tuple[str, int], Table]) -> None:
         if not needed:
             return
-        reader = kafka_clients.consumer(
+        reader = kafka_clients.reader(
             self.settings,
             client_id=f"dagmonitor-{self.service}-restore",
-            enable_auto_commit=False,
-            group_id=None,
             # A kept position below the log start (retention deleted old segments) restarts
             # from the oldest record, never from the end.
             auto_offset_reset="earliest",
@@ -793,11 +791,9 @@ class StreamProcessor:
             return
         backoff = Backoff(*self._backoff)
         while True:
-            reader = kafka_clients.consumer(
+            reader = kafka_clients.reader(
                 self.settings,
                 client_id=f"dagmonitor-{self.service}-views",
-                enable_auto_commit=False,
-                group_id=None,
                 auto_offset_reset="earliest",
                 isolation_level="read_committed",
             )
