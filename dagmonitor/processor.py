@@ -58,7 +58,7 @@ from dagmonitor.codec import Codec, default_codec
 from dagmonitor.deadletter import DeadLetters, Source
 from dagmonitor.rejection import Reason, RecordRejected
 from dagmonitor.retry import Backoff, pause
-from dagmonitor.service import ServiceParts
+from dagmonitor.service import ServiceParts, stop_in_order
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.streaming import CONSUMER_LAG, TRANSIENT_ERRORS, commit_offsets, handle_one
 from dagmonitor.telemetry import ReadinessCheck, get_logger
@@ -480,15 +480,8 @@ class StreamProcessor:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._view_task = None
-        if self._view_reader is not None:
-            await self._view_reader.stop()
-            self._view_reader = None
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        await stop_in_order(self._view_reader, self._consumer, self._producer)
+        self._view_reader = self._consumer = self._producer = None
 
     async def ready(self) -> bool:
         """Ready: started, holding partitions, every assigned partition restored, and every
