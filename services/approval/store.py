@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from dagmonitor.covenant import Evaluation, Term
-from dagmonitor.db import changed_rows
+from dagmonitor.db import changed_rows, from_row
 from dagmonitor.gates import GateCategory
 from services.approval.consent import Consent
 from services.approval.domain import (
@@ -100,35 +100,18 @@ class OutboxRow:
 
 
 def _request(row: asyncpg.Record) -> StoredRequest:
-    return StoredRequest(
-        request_id=row["request_id"],
+    return from_row(
+        StoredRequest,
+        row,
         category=Category(row["category"]),
         approver_role=ApproverRole(row["approver_role"]),
         status=Status(row["status"]),
-        mk_code=row["mk_code"],
-        district_code=row["district_code"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        decided_by=row["decided_by"],
-        decided_at=row["decided_at"],
-        reason=row["reason"],
         raw=row.get("request"),
-        step=row["step"],
     )
 
 
 def _consent(row: asyncpg.Record) -> Consent:
-    return Consent(
-        consent_id=row["consent_id"],
-        category=GateCategory(row["category"]),
-        granted_by=row["granted_by"],
-        granted_at=row["granted_at"],
-        reference=row["reference"],
-        valid_until=row["valid_until"],
-        revoked_at=row["revoked_at"],
-        revoked_by=row["revoked_by"],
-        revoke_reason=row["revoke_reason"],
-    )
+    return from_row(Consent, row, category=GateCategory(row["category"]))
 
 
 # A covenant event's columns under the names of the ``CovenantTerm`` record (Term.from_record).
