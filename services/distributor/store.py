@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from dagmonitor import jsonio
-from dagmonitor.db import changed_rows
+from dagmonitor.db import changed_rows, from_row
 from services.distributor.outbox import OutboxMessage, State
 from services.distributor.rendering import Photo, RecordRef
 from services.distributor.reports import Entry, PostcodeCount
@@ -443,17 +443,7 @@ class Store:
             limit,
         )
         return [
-            WithdrawalDue(
-                r["topic"],
-                r["key"],
-                None if r["shown"] is None else json.loads(r["shown"]),
-                r["recipient_role"],
-                r["recipient_address"],
-                r["provision_id"],
-                r["category"],
-                r["subject"],
-                r["sent_at"],
-            )
+            from_row(WithdrawalDue, r, shown=None if r["shown"] is None else json.loads(r["shown"]))
             for r in rows
         ]
 
@@ -810,17 +800,12 @@ class Store:
             "SELECT topic, key FROM outbox_records WHERE message_id = $1 ORDER BY topic, key",
             message_id,
         )
-        return Claimed(
-            row["message_id"],
-            row["provision_id"],
-            row["category"],
-            row["recipient_role"],
-            row["recipient_address"],
-            bytes(row["body"]),
-            row["attempts"],
-            tuple(RecordRef(r["topic"], r["key"]) for r in refs),
-            row["kind"],
-            tuple(row["withdraws"]),
+        return from_row(
+            Claimed,
+            row,
+            body=bytes(row["body"]),
+            records=tuple(RecordRef(r["topic"], r["key"]) for r in refs),
+            withdraws=tuple(row["withdraws"]),
         )
 
     @staticmethod
@@ -953,19 +938,13 @@ class Store:
         )
         return sorted(
             (
-                Unpublished(
-                    r["provision_id"],
-                    r["message_id"],
-                    r["category"],
-                    r["recipient_role"],
-                    r["recipient_address"],
-                    tuple(RecordRef(k["topic"], k["key"]) for k in json.loads(r["record_keys"])),
-                    r["sent_at"],
-                    r["legal_basis"],
-                    r["purpose"],
-                    r["publish_started_at"],
-                    r["kind"],
-                    tuple(r["withdraws"]),
+                from_row(
+                    Unpublished,
+                    r,
+                    record_keys=tuple(
+                        RecordRef(k["topic"], k["key"]) for k in json.loads(r["record_keys"])
+                    ),
+                    withdraws=tuple(r["withdraws"]),
                 )
                 for r in rows
             ),
