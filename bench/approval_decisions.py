@@ -43,6 +43,7 @@ from dagmonitor import kafka_clients
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.support import drop_schema  # noqa: E402
 from dagmonitor.codec import APPROVAL_REQUEST, default_codec  # noqa: E402
 from dagmonitor.topic_admin import apply_topics  # noqa: E402
 from dagmonitor.topics import get  # noqa: E402
@@ -189,12 +190,7 @@ async def _outbox_drained(settings: ApprovalSettings, timeout: float = 300) -> f
 
 
 async def _cleanup(settings: ApprovalSettings) -> None:
-    conn = await asyncpg.connect(settings.database_url.get_secret_value())
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {settings.db_schema} CASCADE")
-    finally:
-        await conn.close()
-
+    await drop_schema(settings, settings.db_schema)
     admin = kafka_clients.admin(settings)
     await admin.start()
     try:

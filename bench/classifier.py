@@ -18,6 +18,8 @@ import argparse
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 
 from dagmonitor import kafka_clients
@@ -87,22 +89,29 @@ async def bench_relay(settings: ClassifierSettings, raw: list[bytes]) -> float:
         await producer.stop()
 
 
-async def bench_classifier(settings: ClassifierSettings, count: int) -> float:
-    """Seconds for the classifier to handle every record of ``ingest.incidents``."""
+@asynccontextmanager
+async def running_classifier(settings: ClassifierSettings) -> AsyncIterator[Classifier]:
+    """The classifier running in this process, ready (partitions held); stopped on exit."""
     classifier = Classifier(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(classifier.run(stop))
     try:
         while not await classifier.ready():
             await asyncio.sleep(0.05)
+        yield classifier
+    finally:
+        stop.set()
+        await task
+
+
+async def bench_classifier(settings: ClassifierSettings, count: int) -> float:
+    """Seconds for the classifier to handle every record of ``ingest.incidents``."""
+    async with running_classifier(settings) as classifier:
         started = time.perf_counter()
         # Done when every record's batch is flushed: outputs acknowledged, tables written.
         while classifier.processor.handled.get("ingest.incidents", 0) < count:
             await asyncio.sleep(0.01)
         return time.perf_counter() - started
-    finally:
-        stop.set()
-        await task
 
 
 async def main() -> None:

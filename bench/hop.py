@@ -51,6 +51,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from bench.support import drop_schema
 from dagmonitor import kafka_clients, topics
 from dagmonitor.codec import INCIDENT_EVENT, default_codec
 from dagmonitor.covenant import development_term
@@ -558,16 +559,6 @@ async def distributor_intake(settings: DagmonitorSettings) -> Row:
     return Row(
         "distributor intake", entries, progress.rate, progress.cpu_us, rss, "into PostgreSQL"
     )
-
-
-async def drop_schema(settings: DagmonitorSettings, schema: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(settings.database_url.get_secret_value())
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 async def main_run(args: argparse.Namespace) -> None:

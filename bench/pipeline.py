@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bench.classifier import bench_classifier, bench_relay
+from bench.classifier import bench_classifier, bench_relay, running_classifier
 from dagmonitor import kafka_clients
 from dagmonitor.codec import INCIDENT_EVENT, default_codec
 from dagmonitor.jsonio import record_from_json
@@ -41,7 +41,6 @@ from dagmonitor.topics import TopicSpec, get
 from dagmonitor_cli.generate import Generator
 from dagmonitor_cli.platform.process import free_port
 from dagmonitor_cli.platform.services import ready
-from services.classifier.app import Classifier
 from services.classifier.config import ClassifierSettings
 
 TEAM = "WK034405,WK034404"
@@ -145,16 +144,8 @@ def percentiles(values: list[float]) -> tuple[float, float]:
 async def with_classifier(
     settings: ClassifierSettings, work: Callable[[], Awaitable[object]]
 ) -> object:
-    classifier = Classifier(settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(classifier.run(stop))
-    try:
-        while not await classifier.ready():
-            await asyncio.sleep(0.05)
+    async with running_classifier(settings):
         return await work()
-    finally:
-        stop.set()
-        await task
 
 
 def start_services(prefix: str, names: list[str]) -> list[tuple[subprocess.Popen[bytes], int]]:

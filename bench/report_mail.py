@@ -19,9 +19,9 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 from aiosmtpd.controller import Controller
 
+from bench.support import drop_schema
 from dagmonitor_cli.platform.smtp_sink import MaildirHandler
 from services.distributor.app import open_store
 from services.distributor.config import DistributorSettings
@@ -100,9 +100,7 @@ async def run(entries: int, seed: int) -> None:
         )
     finally:
         await store.pool.close()
-        conn = await asyncpg.connect(settings.database_url.get_secret_value())
-        await conn.execute(f"DROP SCHEMA IF EXISTS {settings.db_schema} CASCADE")
-        await conn.close()
+        await drop_schema(settings, settings.db_schema)
         controller.stop()
         for path in mail_dir.glob("*"):
             path.unlink()

@@ -38,6 +38,7 @@ from dagmonitor import kafka_clients
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.support import drop_schema  # noqa: E402
 from dagmonitor.topic_admin import apply_topics  # noqa: E402
 from dagmonitor.topics import get  # noqa: E402
 from services.retention.app import apply_migrations, open_store, open_sweeper  # noqa: E402
@@ -126,14 +127,6 @@ async def plan(settings: RetentionSettings, now: datetime) -> str:
         await conn.close()
 
 
-async def drop(settings: RetentionSettings) -> None:
-    conn = await asyncpg.connect(settings.database_url.get_secret_value())
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {settings.db_schema} CASCADE")
-    finally:
-        await conn.close()
-
-
 async def main(args: argparse.Namespace) -> None:
     run = uuid.uuid4().hex[:8]
     prefix = f"test-bench-ret-{run}."
@@ -156,7 +149,7 @@ async def main(args: argparse.Namespace) -> None:
             for name in order:
                 settings = made[name]
                 for kind, kafka in kinds.items():
-                    await drop(settings)
+                    await drop_schema(settings, settings.db_schema)
                     seeded = await seed(settings, sizes[name], args.expired, now)
                     if repeat == 0 and kafka:
                         print(f"a batch's plans on the {name} index:\n" + await plan(settings, now))
@@ -184,7 +177,7 @@ async def main(args: argparse.Namespace) -> None:
             )
     finally:
         for settings in made.values():
-            await drop(settings)
+            await drop_schema(settings, settings.db_schema)
         admin = kafka_clients.admin(base)
         await admin.start()
         try:

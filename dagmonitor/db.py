@@ -14,15 +14,21 @@ import hashlib
 import re
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
 from dagmonitor.errors import ConfigError, DagmonitorError
 from dagmonitor.telemetry import get_logger
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 _log = get_logger(__name__)
+
+_Row = TypeVar("_Row", bound="DataclassInstance")
 
 _FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -171,3 +177,10 @@ async def changed_rows(
             if count:
                 changed[name] = count
     return changed
+
+
+def from_row(cls: type[_Row], row: Mapping[str, Any], **given: Any) -> _Row:
+    """The dataclass ``cls`` made from ``row``: each field the column of its name, but for
+    those ``given`` (a column converted, say to an enum, or a field under another name)."""
+    columns = {f.name: row[f.name] for f in fields(cls) if f.init and f.name not in given}
+    return cls(**columns, **given)

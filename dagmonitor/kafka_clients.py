@@ -47,6 +47,12 @@ def consumer(settings: DagmonitorSettings, *topics: str, **options: Any) -> AIOK
     return AIOKafkaConsumer(*topics, **settings.kafka_client_options(), **options)
 
 
+def reader(settings: DagmonitorSettings, **options: Any) -> AIOKafkaConsumer:
+    """A consumer of no group that commits nothing: it reads the partitions it is assigned
+    from the positions it seeks (a restore, a catch-up, a scan)."""
+    return consumer(settings, group_id=None, enable_auto_commit=False, **options)
+
+
 def group_consumer(
     settings: DagmonitorSettings, group: str, service: str, *topics: str, **options: Any
 ) -> AIOKafkaConsumer:

@@ -186,13 +186,7 @@ async def scan_topics(
 ) -> set[IdT]:
     """The ids ``identify`` finds on the committed records of ``partitions`` written since
     ``since``, read up to the end of every partition as it was when the scan began."""
-    consumer = kafka_clients.consumer(
-        settings,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        client_id=client_id,
-    )
+    consumer = kafka_clients.reader(settings, isolation_level="read_committed", client_id=client_id)
     await consumer.start()
     try:
         ends = await consumer.end_offsets(list(partitions))

@@ -58,7 +58,7 @@ from dagmonitor.codec import Codec, default_codec
 from dagmonitor.deadletter import DeadLetters, Source
 from dagmonitor.rejection import Reason, RecordRejected
 from dagmonitor.retry import Backoff, pause
-from dagmonitor.service import ServiceParts
+from dagmonitor.service import ServiceParts, stop_in_order
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.streaming import CONSUMER_LAG, TRANSIENT_ERRORS, commit_offsets, handle_one
 from dagmonitor.telemetry import ReadinessCheck, get_logger
@@ -480,15 +480,8 @@ class StreamProcessor:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._view_task = None
-        if self._view_reader is not None:
-            await self._view_reader.stop()
-            self._view_reader = None
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        await stop_in_order(self._view_reader, self._consumer, self._producer)
+        self._view_reader = self._consumer = self._producer = None
 
     async def ready(self) -> bool:
         """Ready: started, holding partitions, every assigned partition restored, and every
@@ -627,11 +620,18 @@ class StreamProcessor:
     async def _one(self, record: Record, batch: Batch) -> None:
         route = self._routes[record.topic]
         batch.partition = record.partition
+        await self._handle(route.source, record, lambda: route.handler(record, batch))
+
+    async def _handle(
+        self, source: str, record: Record, work: Callable[[], Awaitable[None]]
+    ) -> None:
+        """``work`` on ``record`` of the contract topic ``source``, through ``handle_one``
+        (counted, traced, dead-lettered when the record is at fault)."""
         assert self.dead_letters is not None
         await handle_one(
-            lambda: route.handler(record, batch),
+            work,
             service=self.service,
-            source=Source(route.source, record.key, record.partition, record.offset),
+            source=Source(source, record.key, record.partition, record.offset),
             headers=record.headers,
             value=record.value,
             dead_letters=self.dead_letters,
@@ -708,11 +708,9 @@ class StreamProcessor:
     async def _read_changelogs(self, needed: Mapping[tuple[str, int], Table]) -> None:
         if not needed:
             return
-        reader = kafka_clients.consumer(
+        reader = kafka_clients.reader(
             self.settings,
             client_id=f"dagmonitor-{self.service}-restore",
-            enable_auto_commit=False,
-            group_id=None,
             # A kept position below the log start (retention deleted old segments) restarts
             # from the oldest record, never from the end.
             auto_offset_reset="earliest",
@@ -786,11 +784,9 @@ class StreamProcessor:
             return
         backoff = Backoff(*self._backoff)
         while True:
-            reader = kafka_clients.consumer(
+            reader = kafka_clients.reader(
                 self.settings,
                 client_id=f"dagmonitor-{self.service}-views",
-                enable_auto_commit=False,
-                group_id=None,
                 auto_offset_reset="earliest",
                 isolation_level="read_committed",
             )
@@ -860,17 +856,10 @@ class StreamProcessor:
         """One record of a view's topic, dead-lettered if it does not decode (again after a
         restart, which reads the topic anew: same source partition and offset)."""
         backoff = Backoff(*self._backoff)
-        assert self.dead_letters is not None
         while True:
             try:
-                await handle_one(
-                    lambda: self._apply_view_record(view, record),
-                    service=self.service,
-                    source=Source(view.source, record.key, record.partition, record.offset),
-                    headers=record.headers,
-                    value=record.value,
-                    dead_letters=self.dead_letters,
-                    tracer=self._tracer,
+                await self._handle(
+                    view.source, record, lambda: self._apply_view_record(view, record)
                 )
                 return
             except TRANSIENT_ERRORS as exc:  # the dead letter could not be sent: again

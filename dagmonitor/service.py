@@ -12,7 +12,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -92,6 +92,20 @@ async def run_service(
     finally:
         await runner.cleanup()
         log.info("service_stopped")
+
+
+class Stoppable(Protocol):
+    """A part with an asynchronous ``stop``: a Kafka client, a consumer, a relay."""
+
+    async def stop(self) -> None: ...
+
+
+async def stop_in_order(*parts: Stoppable | None) -> None:
+    """Stop every one of ``parts`` that was started (is not None), in the order given: what
+    consumes before what it produces with."""
+    for part in parts:
+        if part is not None:
+            await part.stop()
 
 
 class ServiceParts:

@@ -14,8 +14,16 @@ import ssl
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dagmonitor.covenant import Term
@@ -198,6 +206,19 @@ def describe_invalid(exc: ValidationError) -> str:
         name = f"DAGMONITOR_{field.upper()}" if error["loc"] else field
         problems.append(f"{name}: {error['msg'].lower()}")
     return "invalid configuration: " + "; ".join(problems)
+
+
+def known_time_zone(value: str) -> str:
+    """``value`` if it names a time zone the system knows (``Europe/Amsterdam``)."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(known_time_zone)]
+"""A settings field naming a time zone, refused at load when the system does not know it."""
 
 
 SCHEMA_NAME = r"^[a-z_][a-z0-9_]{0,62}$"

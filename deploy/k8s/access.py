@@ -59,6 +59,17 @@ class ServiceAccess:
 
 
 _COMPACTED = frozenset(spec.name for spec in topics.compacted_outputs())
+_APPROVAL_RELAYED = frozenset(
+    {
+        "approval.decisions",
+        "persons.approved",
+        "victims.approved",
+        "escalations.approved",
+        "approval.consents",
+        "covenant.term",
+    }
+)
+"""What the approval service's outbox relay publishes (``services.approval.outbox``)."""
 
 ACCESS: tuple[ServiceAccess, ...] = (
     ServiceAccess(
@@ -92,31 +103,14 @@ ACCESS: tuple[ServiceAccess, ...] = (
     ),
     ServiceAccess(
         "approval",
-        # The decision topics are read back by the outbox relay's recovery scan.
-        reads=frozenset(
-            {
-                "approval.requests",
-                "approval.decisions",
-                "persons.approved",
-                "victims.approved",
-                "escalations.approved",
-                "approval.consents",
-                "covenant.term",
-                # the evaluation reports sent: a renewal rests on one (ADR 0018)
-                "distribution.provisions",
-            }
-        ),
-        writes=frozenset(
-            {
-                "approval.decisions",
-                "persons.approved",
-                "victims.approved",
-                "escalations.approved",
-                "approval.consents",
-                "covenant.term",
-                DEAD_LETTERS,
-            }
-        ),
+        # The relayed topics are read back by the outbox relay's recovery scan.
+        reads=_APPROVAL_RELAYED
+        | {
+            "approval.requests",
+            # the evaluation reports sent: a renewal rests on one (ADR 0018)
+            "distribution.provisions",
+        },
+        writes=_APPROVAL_RELAYED | {DEAD_LETTERS},
     ),
     ServiceAccess(
         "distributor",

@@ -13,7 +13,7 @@ from dagmonitor import db
 from dagmonitor.clock import Clock, utc_now
 from dagmonitor.deadletter import DeadLetters
 from dagmonitor.retry import pause
-from dagmonitor.service import ServiceParts, run_parts, serve_parts
+from dagmonitor.service import ServiceParts, run_parts, serve_parts, stop_in_order
 from dagmonitor.streaming import TRANSIENT_ERRORS, RecordConsumer, new_producer
 from dagmonitor.telemetry import ReadinessCheck, get_logger
 from services.approval.api import ApprovalApi
@@ -119,14 +119,8 @@ class ApprovalApp(ServiceParts):
 
     async def stop(self) -> None:
         self.workflow = None
-        if self.consumer is not None:
-            await self.consumer.stop()
-            self.consumer = None
-        if self.relay is not None:
-            await self.relay.stop()
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        await stop_in_order(self.consumer, self.relay, self._producer)
+        self.consumer = self._producer = None
         if self.pool is not None:
             await self.pool.close()
             self.pool = None

@@ -9,15 +9,16 @@ together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, TypeVar
 
 import asyncpg
 
-from dagmonitor.covenant import Evaluation, Term, TermEvent
-from dagmonitor.db import changed_rows
+from dagmonitor.covenant import Evaluation, Term
+from dagmonitor.db import changed_rows, from_row
 from dagmonitor.gates import GateCategory
 from services.approval.consent import Consent
 from services.approval.domain import (
@@ -31,6 +32,8 @@ from services.approval.domain import (
     RequestState,
     Status,
 )
+
+_T = TypeVar("_T")
 
 _REQUEST_COLUMNS = """r.request_id, r.category, r.approver_role, r.status, r.mk_code,
     r.district_code, r.created_at, r.expires_at, r.decided_by, r.decided_at, r.reason, r.step"""
@@ -97,53 +100,23 @@ class OutboxRow:
 
 
 def _request(row: asyncpg.Record) -> StoredRequest:
-    return StoredRequest(
-        request_id=row["request_id"],
+    return from_row(
+        StoredRequest,
+        row,
         category=Category(row["category"]),
         approver_role=ApproverRole(row["approver_role"]),
         status=Status(row["status"]),
-        mk_code=row["mk_code"],
-        district_code=row["district_code"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        decided_by=row["decided_by"],
-        decided_at=row["decided_at"],
-        reason=row["reason"],
         raw=row.get("request"),
-        step=row["step"],
     )
 
 
 def _consent(row: asyncpg.Record) -> Consent:
-    return Consent(
-        consent_id=row["consent_id"],
-        category=GateCategory(row["category"]),
-        granted_by=row["granted_by"],
-        granted_at=row["granted_at"],
-        reference=row["reference"],
-        valid_until=row["valid_until"],
-        revoked_at=row["revoked_at"],
-        revoked_by=row["revoked_by"],
-        revoke_reason=row["revoke_reason"],
-    )
+    return from_row(Consent, row, category=GateCategory(row["category"]))
 
 
-_EVENT_COLUMNS = """kind, covenant_start, end_after, period_start, ended_at, revision,
-    evaluation_id"""
-
-
-def _term(row: asyncpg.Record | None) -> Term | None:
-    if row is None:
-        return None
-    return Term(
-        start=row["covenant_start"],
-        end=row["end_after"],
-        period_start=row["period_start"],
-        ended_at=row["ended_at"],
-        revision=row["revision"],
-        event=TermEvent(row["kind"]),
-        evaluation_id=row["evaluation_id"],
-    )
+# A covenant event's columns under the names of the ``CovenantTerm`` record (Term.from_record).
+_TERM_COLUMNS = """kind AS event, covenant_start AS start_date, end_after AS end_date, period_start,
+    ended_at, revision, evaluation_id"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +144,11 @@ class Transaction:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
+    async def _one(self, to: Callable[[asyncpg.Record], _T], sql: str, *args: Any) -> _T | None:
+        """The row ``sql`` selects made into its object by ``to``; None when there is none."""
+        row = await self.conn.fetchrow(sql, *args)
+        return None if row is None else to(row)
+
     async def get_request(
         self,
         request_id: str,
@@ -185,22 +163,22 @@ class Transaction:
             return None
         subject = ", s.request" if with_subject else ""
         join = " LEFT JOIN request_subjects s USING (request_id)" if with_subject else ""
-        row = await self.conn.fetchrow(
+        return await self._one(
+            _request,
             f"SELECT {_REQUEST_COLUMNS}{subject} FROM requests r{join} "
             "WHERE r.request_id = $1 AND r.approver_role = ANY($2::text[])"
             + (" FOR UPDATE OF r" if lock else ""),
             request_id,
             _roles(scope),
         )
-        return None if row is None else _request(row)
 
     async def lock_any(self, request_id: str) -> StoredRequest | None:
         """The request whatever its approver role, row-locked (for system actions)."""
-        row = await self.conn.fetchrow(
+        return await self._one(
+            _request,
             f"SELECT {_REQUEST_COLUMNS} FROM requests r WHERE r.request_id = $1 FOR UPDATE",
             request_id,
         )
-        return None if row is None else _request(row)
 
     async def due_requests(self, now: datetime, limit: int) -> list[StoredRequest]:
         """Pending requests whose deadline has passed, locked; ones being decided right now
@@ -311,12 +289,11 @@ class Transaction:
         )
 
     async def recorded_term(self, start: date) -> Term | None:
-        return _term(
-            await self.conn.fetchrow(
-                f"SELECT {_EVENT_COLUMNS} FROM covenant_events WHERE covenant_start = $1 "
-                "ORDER BY revision DESC LIMIT 1",
-                start,
-            )
+        return await self._one(
+            Term.from_record,
+            f"SELECT {_TERM_COLUMNS} FROM covenant_events WHERE covenant_start = $1 "
+            "ORDER BY revision DESC LIMIT 1",
+            start,
         )
 
     async def insert_covenant_event(
@@ -361,19 +338,19 @@ class Transaction:
 
     async def unrevoked_consent(self, category: GateCategory) -> Consent | None:
         """The category's unrevoked consent (at most one), row-locked."""
-        row = await self.conn.fetchrow(
+        return await self._one(
+            _consent,
             f"SELECT {_CONSENT_COLUMNS} FROM consents "
             "WHERE category = $1 AND revoked_at IS NULL FOR UPDATE",
             category.value,
         )
-        return None if row is None else _consent(row)
 
     async def lock_consent(self, consent_id: str) -> Consent | None:
-        row = await self.conn.fetchrow(
+        return await self._one(
+            _consent,
             f"SELECT {_CONSENT_COLUMNS} FROM consents WHERE consent_id = $1 FOR UPDATE",
             consent_id,
         )
-        return None if row is None else _consent(row)
 
     async def insert_consent(self, consent: Consent) -> None:
         await self.conn.execute(

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from dagmonitor.clock import Checkpoint, Clock, no_checkpoint, utc_now
 from dagmonitor.db import open_schema
 from dagmonitor.deadletter import DeadLetters
-from dagmonitor.service import ServiceParts, run_parts, serve_parts
+from dagmonitor.service import ServiceParts, run_parts, serve_parts, stop_in_order
 from dagmonitor.streaming import Outputs, RecordConsumer, new_producer
 from dagmonitor.telemetry import ReadinessCheck, get_logger
 from services.distributor.completeness import Completeness
@@ -128,10 +128,7 @@ class Distributor(ServiceParts):
         await run_parts(parts, stop)
 
     async def stop(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-        if self.producer is not None:
-            await self.producer.stop()
+        await stop_in_order(self.consumer, self.producer)
         if self.store is not None:
             await self.store.pool.close()
 

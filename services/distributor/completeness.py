@@ -83,7 +83,7 @@ class Completeness:
         return True
 
     async def _all_stages(self, due: datetime) -> None:
-        reader = kafka_clients.consumer(self._settings, group_id=None, enable_auto_commit=False)
+        reader = kafka_clients.reader(self._settings)
         admin = kafka_clients.admin(self._settings, client_id="dagmonitor-distributor-completeness")
         await reader.start()
         await admin.start()

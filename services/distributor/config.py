@@ -23,12 +23,12 @@ from datetime import date, time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator
 
 from dagmonitor.errors import ConfigError
-from dagmonitor.settings import ServiceSettings, owned_schema, service_port
+from dagmonitor.settings import ServiceSettings, TimeZoneName, owned_schema, service_port
 from services.distributor.entitlements import Role
 
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
@@ -67,7 +67,7 @@ class DistributorSettings(ServiceSettings):
     )
 
     daily_report_time: time = Field(default=time(7, 0), description="Local time of the daily run.")
-    report_timezone: str = "Europe/Amsterdam"
+    report_timezone: TimeZoneName = "Europe/Amsterdam"
     hotspots_anchor_date: date = Field(
         default=date(2026, 1, 5), description="A run day of the bi-weekly hotspot report."
     )
@@ -131,15 +131,6 @@ class DistributorSettings(ServiceSettings):
                     raise ValueError(
                         f"an address of role {role.value} is not a plain e-mail address"
                     )
-        return value
-
-    @field_validator("report_timezone")
-    @classmethod
-    def _check_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
     @field_validator("smtp_from")

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from dagmonitor.clock import Clock, local_date, utc_now
-from dagmonitor.covenant import TERM_TOPIC, Term, TermEvent, current_term
+from dagmonitor.covenant import TERM_TOPIC, Term, current_term
 from dagmonitor.rejection import Reason, RecordRejected
 from dagmonitor.streaming import Incoming
 from dagmonitor.telemetry import COVENANT_IN_TERM
@@ -125,17 +125,7 @@ class CovenantStore:
             "evaluation_id FROM covenant_terms WHERE start_date = $1",
             start,
         )
-        if row is None:
-            return None
-        return Term(
-            start=row["start_date"],
-            end=row["end_date"],
-            period_start=row["period_start"],
-            ended_at=row["ended_at"],
-            revision=row["revision"],
-            event=TermEvent(row["event"]),
-            evaluation_id=row["evaluation_id"],
-        )
+        return None if row is None else Term.from_record(row)
 
     async def evaluation_report(
         self, term: Term, start: datetime, end: datetime, tz: str, *, generated_on: date
@@ -175,44 +165,19 @@ class CovenantStore:
                 ),
                 1,
             )
-            facts = (
-                "SELECT {dims}, count(*) AS n, "
-                "percentile_cont(0.5) WITHIN GROUP (ORDER BY wait_seconds) / 3600 AS median, "
-                "max(wait_seconds) / 3600 AS longest FROM evaluation_facts "
-                "WHERE kind = $3 AND occurred_at >= $1 AND occurred_at < $2 "
-                "GROUP BY {group} ORDER BY {group}"
-            )
-            sections["decisions"] = _rows(
-                await conn.fetch(
-                    facts.format(dims="dimension_2, dimension_1, dimension_3", group="1, 2, 3"),
-                    start,
-                    end,
-                    "decision",
-                ),
-                3,
+            sections["decisions"] = await _fact_rows(
+                conn, start, end, "decision", "dimension_2", "dimension_1", "dimension_3"
             )
             sections["escalations"] = [
                 Row(row.dimensions[2:], row.count, row.median_wait_hours, row.max_wait_hours)
                 for row in sections["decisions"]
                 if row.dimensions[1] == "YOUTH_NUISANCE_DETAIL"
             ]
-            sections["dead_letters"] = _rows(
-                await conn.fetch(
-                    facts.format(dims="dimension_1, dimension_2", group="1, 2"),
-                    start,
-                    end,
-                    "dead_letter",
-                ),
-                2,
+            sections["dead_letters"] = await _fact_rows(
+                conn, start, end, "dead_letter", "dimension_1", "dimension_2"
             )
-            sections["retention"] = _rows(
-                await conn.fetch(
-                    facts.format(dims="dimension_1, dimension_2", group="1, 2"),
-                    start,
-                    end,
-                    "retention",
-                ),
-                2,
+            sections["retention"] = await _fact_rows(
+                conn, start, end, "retention", "dimension_1", "dimension_2"
             )
         return EvaluationReport(term, generated_on.isoformat(), sections)
 
@@ -234,6 +199,24 @@ class CovenantStore:
             fact.wait_seconds,
         )
         return status != "INSERT 0 0"
+
+
+_FACTS = (
+    "SELECT {dims}, count(*) AS n, "
+    "percentile_cont(0.5) WITHIN GROUP (ORDER BY wait_seconds) / 3600 AS median, "
+    "max(wait_seconds) / 3600 AS longest FROM evaluation_facts "
+    "WHERE kind = $3 AND occurred_at >= $1 AND occurred_at < $2 "
+    "GROUP BY {group} ORDER BY {group}"
+)
+
+
+async def _fact_rows(
+    conn: asyncpg.Connection, start: datetime, end: datetime, kind: str, *dims: str
+) -> list[Row]:
+    """The evaluation facts of ``kind`` in [start, end), counted by the columns ``dims``."""
+    group = ", ".join(str(i) for i in range(1, len(dims) + 1))
+    sql = _FACTS.format(dims=", ".join(dims), group=group)
+    return _rows(await conn.fetch(sql, start, end, kind), len(dims))
 
 
 def _rows(records: list[asyncpg.Record], dimensions: int) -> list[Row]:

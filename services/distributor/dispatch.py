@@ -386,7 +386,7 @@ class Dispatcher:
         outcomes = []
         today = local_date(self._clock(), self._settings.tz)
         await self._store.forget_unclaimed_photos(self._settings.photo_unclaimed_days)
-        for category, (_topic, to_item) in NOTICE_SOURCES.items():
+        for category in NOTICE_SOURCES:
             waiting = await self._store.unbatched_notices(category.value)
             if not waiting or not await self.consents.passes(category, Kind.NOTICE):  # held
                 continue
@@ -395,14 +395,7 @@ class Dispatcher:
                 continue
             refs = [ref for ref, _ in waiting]
             batch_id = notice_batch_id(category, today, refs)
-            items = [(ref, to_item(value, self._settings.tz)) for ref, value in waiting]
-            rendered = render_notices(
-                category,
-                batch_id,
-                items,
-                await self._store.photos([i.photo_id for _, i in items if i.photo_id]),
-                cid_domain=self._settings.message_id_domain,
-            )
+            rendered = await self._render_notices(category, batch_id, waiting)
             messages = self._address_all(rendered, recipients)
             stored = await self._store_rendered(messages, batch=(batch_id, refs))
             _log.info(
@@ -417,6 +410,21 @@ class Dispatcher:
             )
         return outcomes
 
+    async def _render_notices(
+        self, category: Category, batch_id: str, records: Sequence[tuple[RecordRef, Any]]
+    ) -> Rendered:
+        """The notice batch ``batch_id`` of ``records`` (each its ref and stored value), shown
+        as ``NOTICE_SOURCES`` says, with the photos they refer to."""
+        to_item = NOTICE_SOURCES[category][1]
+        items = [(ref, to_item(value, self._settings.tz)) for ref, value in records]
+        return render_notices(
+            category,
+            batch_id,
+            items,
+            await self._store.photos([i.photo_id for _, i in items if i.photo_id]),
+            cid_domain=self._settings.message_id_domain,
+        )
+
     async def _remake_notices(self) -> list[Outcome]:
         """Notice batches made again for one recipient, whose mail a withdrawal purged: the
         batch's other records, in a batch of their own (an empty one is just dropped)."""
@@ -424,17 +432,9 @@ class Dispatcher:
         for batch_id, address_, role, records in await self._store.notice_remakes():
             category = Category(batch_id.split(".", 1)[0])
             if records:
-                to_item = NOTICE_SOURCES[category][1]
                 refs = [ref for ref, _ in records]
                 remade_id = f"{batch_id}.{notice_batch_id(category, date.min, refs)[-16:]}"
-                items = [(ref, to_item(value, self._settings.tz)) for ref, value in records]
-                rendered = render_notices(
-                    category,
-                    remade_id,
-                    items,
-                    await self._store.photos([i.photo_id for _, i in items if i.photo_id]),
-                    cid_domain=self._settings.message_id_domain,
-                )
+                rendered = await self._render_notices(category, remade_id, records)
                 messages = self._address_all(rendered, [Recipient(Role(role), address_)])
                 stored = await self._store_rendered(messages)
                 outcomes.append(Outcome(Kind.NOTICE, remade_id, category, 1, stored, len(records)))

@@ -109,6 +109,31 @@ def _render(name: str, **context: Any) -> str:
     return _ENV.get_template(name).render(footer=footer, **context)
 
 
+def _rendered(
+    kind: str,
+    category: Category,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    attachments: tuple[Part, ...] = (),
+    inline: tuple[Part, ...] = (),
+    records: tuple[RecordRef, ...] = (),
+) -> Rendered:
+    """A mail of ``kind`` with both bodies from the template pair ``<template>.txt.j2`` and
+    ``<template>.html.j2``; its subject and period are the context's."""
+    return Rendered(
+        kind=kind,
+        category=category,
+        period=str(context["period"]),
+        subject=str(context["subject"]),
+        text=_render(f"{template}.txt.j2", **context),
+        html=_render(f"{template}.html.j2", **context),
+        attachments=attachments,
+        inline=inline,
+        records=records,
+    )
+
+
 def _day_label(day: date) -> str:
     return day.strftime("%d-%m-%Y")
 
@@ -141,13 +166,11 @@ def render_daily(
     if entries:
         csv = daily_csv(entries, tz)
         attachments = (Part("text", "csv", csv, filename=f"dagmonitor-{day.isoformat()}.csv"),)
-    return Rendered(
-        kind=Kind.DAILY,
-        category=Category.DAGMONITOR_DAILY,
-        period=day.isoformat(),
-        subject=str(context["subject"]),
-        text=_render("daily.txt.j2", **context),
-        html=_render("daily.html.j2", **context),
+    return _rendered(
+        Kind.DAILY,
+        Category.DAGMONITOR_DAILY,
+        "daily",
+        context,
         attachments=attachments,
         records=tuple(RecordRef("dagmonitor.entries", e.registration_number) for e in entries),
     )
@@ -183,13 +206,11 @@ def render_supplement(day: date, number: int, changes: DayChanges, tz: ZoneInfo)
         "period": period,
     }
     csv = daily_csv([*shown, *changes.withdrawn], tz, changes.by_registration())
-    return Rendered(
-        kind=Kind.SUPPLEMENT,
-        category=Category.DAGMONITOR_DAILY,
-        period=period,
-        subject=subject,
-        text=_render("supplement.txt.j2", **context),
-        html=_render("supplement.html.j2", **context),
+    return _rendered(
+        Kind.SUPPLEMENT,
+        Category.DAGMONITOR_DAILY,
+        "supplement",
+        context,
         attachments=(Part("text", "csv", csv, filename=f"aanvulling-{period}.csv"),),
         records=tuple(RecordRef("dagmonitor.entries", e.registration_number) for e in shown),
     )
@@ -225,13 +246,11 @@ def render_hotspots(
         "purpose": purpose_of(Category.HOTSPOTS),
         "period": period.label(),
     }
-    return Rendered(
-        kind=Kind.HOTSPOTS,
-        category=Category.HOTSPOTS,
-        period=period.label(),
-        subject=str(context["subject"]),
-        text=_render("hotspots.txt.j2", **context),
-        html=_render("hotspots.html.j2", **context),
+    return _rendered(
+        Kind.HOTSPOTS,
+        Category.HOTSPOTS,
+        "hotspots",
+        context,
         inline=(Part("image", "png", chart, filename="hotspots.png", cid=cid),),
     )
 
@@ -273,13 +292,11 @@ def render_evaluation(report: EvaluationReport, *, cid_domain: str) -> Rendered:
         "period": period,
     }
     marking = confidentiality_footer(purpose, period)[0]
-    return Rendered(
-        kind=Kind.EVALUATION,
-        category=Category.COVENANT_EVALUATION,
-        period=period,
-        subject=str(context["subject"]),
-        text=_render("evaluation.txt.j2", **context),
-        html=_render("evaluation.html.j2", **context),
+    return _rendered(
+        Kind.EVALUATION,
+        Category.COVENANT_EVALUATION,
+        "evaluation",
+        context,
         attachments=(
             Part(
                 "text",
@@ -341,13 +358,11 @@ def render_notices(
         "purpose": purpose_of(category),
         "period": batch_id,
     }
-    return Rendered(
-        kind=Kind.NOTICE,
-        category=category,
-        period=batch_id,
-        subject=str(context["subject"]),
-        text=_render("notice.txt.j2", **context),
-        html=_render("notice.html.j2", **context),
+    return _rendered(
+        Kind.NOTICE,
+        category,
+        "notice",
+        context,
         inline=tuple(
             Part(
                 "image",
@@ -436,12 +451,10 @@ def render_withdrawal(withdrawn: Withdrawn, tz: ZoneInfo) -> Rendered:
         "purpose": purpose_of(withdrawn.category),
         "period": period,
     }
-    return Rendered(
-        kind=Kind.WITHDRAWAL,
-        category=withdrawn.category,
-        period=period,
-        subject=subject,
-        text=_render("withdrawal.txt.j2", **context),
-        html=_render("withdrawal.html.j2", **context),
+    return _rendered(
+        Kind.WITHDRAWAL,
+        withdrawn.category,
+        "withdrawal",
+        context,
         records=(withdrawn.ref,),
     )

@@ -274,28 +274,20 @@ class OutboxSender:
             retry_in=retry_in,
             give_up=give_up,
         )
+        logged = {
+            "message_id": message_id,
+            "category": category,
+            "error": exc.summary,
+            "retry_in_s": retry_in,
+        }
         if give_up:
             MAILS_FAILED.labels(category).inc()
             result.failed.append(message_id)
-            _log.error(
-                "mail_failed",
-                message_id=message_id,
-                category=category,
-                attempts=attempts,
-                error=exc.summary,
-                retry_in_s=retry_in,
-            )
+            _log.error("mail_failed", attempts=attempts, **logged)
         else:
             MAILS_RETRYING.labels(category).inc()
             result.retrying.append(message_id)
-            _log.warning(
-                "mail_retrying",
-                message_id=message_id,
-                category=category,
-                attempt=attempts,
-                error=exc.summary,
-                retry_in_s=retry_in,
-            )
+            _log.warning("mail_retrying", attempt=attempts, **logged)
 
     async def update_backlog(self) -> dict[str, int]:
         backlog = await self._store.backlog()

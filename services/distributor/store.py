@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from dagmonitor import jsonio
-from dagmonitor.db import changed_rows
+from dagmonitor.db import changed_rows, from_row
 from services.distributor.outbox import OutboxMessage, State
 from services.distributor.rendering import Photo, RecordRef
 from services.distributor.reports import Entry, PostcodeCount
@@ -47,6 +47,11 @@ _ENTRY_COLUMNS = (
 def to_json(value: Mapping[str, Any]) -> str:
     """A decoded record as JSON text (``jsonio.to_json``: timestamps and dates in ISO 8601)."""
     return json.dumps(jsonio.to_json(value), ensure_ascii=False, sort_keys=True)
+
+
+def _ref_arrays(refs: Sequence[RecordRef]) -> tuple[list[str], list[str]]:
+    """Record refs as the topic and key arrays a statement joins by ``unnest($n, $m)``."""
+    return [r.topic for r in refs], [r.key for r in refs]
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +211,7 @@ class Store:
             "JOIN unnest($2::text[], $3::text[]) AS r(topic, key) "
             "ON n.topic = r.topic AND n.key = r.key",
             entries,
-            [r.topic for r in notices],
-            [r.key for r in notices],
+            *_ref_arrays(notices),
         )
         return [row["traceparent"] for row in rows]
 
@@ -439,17 +443,7 @@ class Store:
             limit,
         )
         return [
-            WithdrawalDue(
-                r["topic"],
-                r["key"],
-                None if r["shown"] is None else json.loads(r["shown"]),
-                r["recipient_role"],
-                r["recipient_address"],
-                r["provision_id"],
-                r["category"],
-                r["subject"],
-                r["sent_at"],
-            )
+            from_row(WithdrawalDue, r, shown=None if r["shown"] is None else json.loads(r["shown"]))
             for r in rows
         ]
 
@@ -725,8 +719,7 @@ class Store:
                     "AS r(topic, key) WHERE notices.topic = r.topic AND notices.key = r.key "
                     "AND notices.batch_id IS NULL",
                     batch_id,
-                    [r.topic for r in refs],
-                    [r.key for r in refs],
+                    *_ref_arrays(refs),
                 )
         return len(inserted)
 
@@ -807,17 +800,12 @@ class Store:
             "SELECT topic, key FROM outbox_records WHERE message_id = $1 ORDER BY topic, key",
             message_id,
         )
-        return Claimed(
-            row["message_id"],
-            row["provision_id"],
-            row["category"],
-            row["recipient_role"],
-            row["recipient_address"],
-            bytes(row["body"]),
-            row["attempts"],
-            tuple(RecordRef(r["topic"], r["key"]) for r in refs),
-            row["kind"],
-            tuple(row["withdraws"]),
+        return from_row(
+            Claimed,
+            row,
+            body=bytes(row["body"]),
+            records=tuple(RecordRef(r["topic"], r["key"]) for r in refs),
+            withdraws=tuple(row["withdraws"]),
         )
 
     @staticmethod
@@ -950,19 +938,13 @@ class Store:
         )
         return sorted(
             (
-                Unpublished(
-                    r["provision_id"],
-                    r["message_id"],
-                    r["category"],
-                    r["recipient_role"],
-                    r["recipient_address"],
-                    tuple(RecordRef(k["topic"], k["key"]) for k in json.loads(r["record_keys"])),
-                    r["sent_at"],
-                    r["legal_basis"],
-                    r["purpose"],
-                    r["publish_started_at"],
-                    r["kind"],
-                    tuple(r["withdraws"]),
+                from_row(
+                    Unpublished,
+                    r,
+                    record_keys=tuple(
+                        RecordRef(k["topic"], k["key"]) for k in json.loads(r["record_keys"])
+                    ),
+                    withdraws=tuple(r["withdraws"]),
                 )
                 for r in rows
             ),

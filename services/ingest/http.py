@@ -18,6 +18,7 @@ an invalid one with 400 and a message naming the field and the rule (never the v
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -79,14 +80,25 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
         except web.HTTPRequestEntityTooLarge:
             return _problem(413, "too_large", f"the body exceeds {limit} bytes")
 
-    async def post(request: web.Request, kind: Kind) -> web.Response:
-        system = system_of(request)
+    async def received(
+        request: web.Request, kind: Kind, *, municipal: bool = False
+    ) -> tuple[str, bytes] | web.Response:
+        """The publishing system and the body of a record of ``kind`` (counted in), or the
+        401 or 413 that refuses it."""
+        system = system_of(request, municipal=municipal)
         if system is None:
             return _unauthorized()
         body = await body_of(request)
         if isinstance(body, web.Response):
             return body
         RECORDS_IN.labels("ingest", f"http:{kind.source}").inc()
+        return system, body
+
+    async def post(request: web.Request, kind: Kind) -> web.Response:
+        sent = await received(request, kind)
+        if isinstance(sent, web.Response):
+            return sent
+        system, body = sent
         try:
             if request.content_type in JSON_TYPES:
                 raw = _avro_from_json(kind, body, ingest)
@@ -103,7 +115,7 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
         except (InputError, InvalidRecord, CodecError) as exc:
             return _invalid(exc)
         if not ingest.can_publish():
-            return _problem(503, "unavailable", "not connected to Kafka yet; retry")
+            return _unavailable()
         await ingest.publish_raw(kind, key, raw, system)
         _log.info("http_record_accepted", kind=kind.name, system=system)
         return web.json_response(
@@ -118,13 +130,10 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
         return await post(request, NOTICES)
 
     async def municipal_report(request: web.Request) -> web.Response:
-        system = system_of(request, municipal=True)
-        if system is None:
-            return _unauthorized()
-        body = await body_of(request)
-        if isinstance(body, web.Response):
-            return body
-        RECORDS_IN.labels("ingest", f"http:{MUNICIPAL.source}").inc()
+        sent = await received(request, MUNICIPAL, municipal=True)
+        if isinstance(sent, web.Response):
+            return sent
+        system, body = sent
         if request.content_type not in JSON_TYPES:
             return _problem(415, "unsupported_media_type", "send a Signalen signal as JSON")
         try:
@@ -134,25 +143,39 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
         except (InputError, InvalidRecord, CodecError) as exc:
             return _invalid(exc)
         if not ingest.can_publish():
-            return _problem(503, "unavailable", "not connected to Kafka yet; retry")
+            return _unavailable()
         await ingest.publish_raw(MUNICIPAL, report["report_id"].encode("utf-8"), raw, system)
         _log.info("http_record_accepted", kind=MUNICIPAL.name, system=system)
         return web.json_response(
             {"status": "accepted", "report_id": report["report_id"]}, status=202
         )
 
-    async def withdraw_municipal_report(request: web.Request) -> web.Response:
-        system = system_of(request, municipal=True)
+    async def withdraw(
+        request: web.Request,
+        name: str,
+        tombstone: Callable[[str, str], Awaitable[None]],
+        *,
+        municipal: bool = False,
+    ) -> web.Response:
+        """Withdraw the record the path's identifier ``name`` names: ``tombstone(identifier,
+        system)`` publishes its tombstone once the system is known and Kafka is there."""
+        system = system_of(request, municipal=municipal)
         if system is None:
             return _unauthorized()
-        report_id = identifier_of(request, "report_id")
-        if isinstance(report_id, web.Response):
-            return report_id
+        identifier = identifier_of(request, name)
+        if isinstance(identifier, web.Response):
+            return identifier
         if not ingest.can_publish():
-            return _problem(503, "unavailable", "not connected to Kafka yet; retry")
-        await ingest.publish_raw(MUNICIPAL, report_id.encode("utf-8"), None, system)
-        _log.info("http_record_withdrawn", kind=MUNICIPAL.name, system=system)
-        return web.json_response({"status": "accepted", "report_id": report_id}, status=202)
+            return _unavailable()
+        await tombstone(identifier, system)
+        return web.json_response({"status": "accepted", name: identifier}, status=202)
+
+    async def withdraw_municipal_report(request: web.Request) -> web.Response:
+        async def tombstone(report_id: str, system: str) -> None:
+            await ingest.publish_raw(MUNICIPAL, report_id.encode("utf-8"), None, system)
+            _log.info("http_record_withdrawn", kind=MUNICIPAL.name, system=system)
+
+        return await withdraw(request, "report_id", tombstone, municipal=True)
 
     async def put_photo(request: web.Request) -> web.Response:
         system = system_of(request)
@@ -181,7 +204,7 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
             "received_at": ingest.clock(),
         }
         if not ingest.can_publish():
-            return _problem(503, "unavailable", "not connected to Kafka yet; retry")
+            return _unavailable()
         await ingest.publish_photo(photo_id, ingest.codec.encode(PHOTO, record), system)
         _log.info("http_photo_accepted", system=system, bytes=len(photo.data))
         return web.json_response(
@@ -195,17 +218,11 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
         )
 
     async def delete_photo(request: web.Request) -> web.Response:
-        system = system_of(request)
-        if system is None:
-            return _unauthorized()
-        photo_id = identifier_of(request, "photo_id")
-        if isinstance(photo_id, web.Response):
-            return photo_id
-        if not ingest.can_publish():
-            return _problem(503, "unavailable", "not connected to Kafka yet; retry")
-        await ingest.publish_photo(photo_id, None, system)
-        _log.info("http_photo_withdrawn", system=system)
-        return web.json_response({"status": "accepted", "photo_id": photo_id}, status=202)
+        async def tombstone(photo_id: str, system: str) -> None:
+            await ingest.publish_photo(photo_id, None, system)
+            _log.info("http_photo_withdrawn", system=system)
+
+        return await withdraw(request, "photo_id", tombstone)
 
     return [
         web.put("/v1/photos/{photo_id}", put_photo),
@@ -215,6 +232,10 @@ def routes(ingest: Ingest) -> list[web.RouteDef]:
         web.post("/v1/municipal-reports", municipal_report),
         web.delete("/v1/municipal-reports/{report_id}", withdraw_municipal_report),
     ]
+
+
+def _unavailable() -> web.Response:
+    return _problem(503, "unavailable", "not connected to Kafka yet; retry")
 
 
 def _unauthorized() -> web.Response:

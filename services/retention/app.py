@@ -20,7 +20,7 @@ from dagmonitor import db
 from dagmonitor.clock import Checkpoint, Clock, last_daily_run, no_checkpoint, utc_now
 from dagmonitor.deadletter import DeadLetters
 from dagmonitor.retry import pause
-from dagmonitor.service import ServiceParts, run_parts, serve_parts
+from dagmonitor.service import ServiceParts, run_parts, serve_parts, stop_in_order
 from dagmonitor.streaming import TRANSIENT_ERRORS, Incoming, RecordConsumer, new_producer
 from dagmonitor.telemetry import ReadinessCheck, get_logger
 from services.retention.config import RetentionSettings
@@ -214,12 +214,8 @@ class RetentionApp(ServiceParts):
         OVERDUE.set(max(0.0, overdue))
 
     async def stop(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-            self.consumer = None
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        await stop_in_order(self.consumer, self._producer)
+        self.consumer = self._producer = None
         if self.store is not None:
             await self.store.pool.close()
             self.store = None
