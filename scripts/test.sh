@@ -24,4 +24,4 @@ trap stop_stack EXIT
 # marked "# nosec" in place) and pip-audit (scripts/audit-dependencies.sh says when it skips).
 .venv/bin/bandit -q -c pyproject.toml -r dagmonitor dagmonitor_cli services deploy
 bash scripts/audit-dependencies.sh
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --durations=25 "$@"
