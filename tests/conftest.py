@@ -34,6 +34,31 @@ os.environ.setdefault("DAGMONITOR_COVENANT_START_DATE", TEST_TERM.start.isoforma
 os.environ.setdefault("DAGMONITOR_COVENANT_END_DATE", TEST_TERM.end.isoformat())
 
 
+# scripts/test.sh runs the suite in two parts: everything else on two workers (pytest-xdist),
+# then these alone, one after the other. Each test of the parallel part has its own topics,
+# schemas, SMTP server and ports; these share or disturb more than that.
+SERIAL = {
+    "tests/integration/test_no_loss.py": "restarts the shared broker",
+    "tests/integration/e2e/": "restart the broker and PostgreSQL, or run every service as a "
+    "process with timing the assertions depend on",
+    "tests/integration/ops/": "whole pipelines with Prometheus; reads what every service logged",
+    "tests/integration/test_platform.py": "starts and stops brokers and stacks of its own",
+    "tests/integration/classifier/test_pipeline_ingest_classifier.py": "kills the services it "
+    "runs mid-stream",
+    "tests/integration/ingest/test_fuzz.py": "thousands of records and requests against "
+    "running services, with a time bound",
+    "tests/integration/retention/test_segment_roll.py": "waits on the broker's log cleaner",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).resolve().parent.parent
+    for item in items:
+        where = Path(str(item.path)).resolve().relative_to(root).as_posix()
+        if any(where.startswith(prefix) for prefix in SERIAL):
+            item.add_marker(pytest.mark.serial)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DagmonitorSettings]:
     """Settings pointing at a running local stack (started here when it is not running).
