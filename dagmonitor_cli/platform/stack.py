@@ -9,11 +9,14 @@ environment variables only), waits until each is really ready, and writes the en
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -95,8 +98,9 @@ class LocalStack:
         self, state: dict[str, Component], extra_env: Mapping[str, str] | None = None
     ) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(
-            json.dumps({name: asdict(c) for name, c in state.items()}, indent=2) + "\n"
+        _write_atomic(
+            self.state_file,
+            json.dumps({name: asdict(c) for name, c in state.items()}, indent=2) + "\n",
         )
         env = {
             "kafka": "DAGMONITOR_KAFKA_BOOTSTRAP",
@@ -113,7 +117,7 @@ class LocalStack:
             lines.append("DAGMONITOR_SMTP_ALLOW_PLAINTEXT=true")
         lines += [f"{k}={v}" for k, v in development_term_env(self.env_file).items()]
         lines += [f"{key}={value}" for key, value in (extra_env or {}).items()]
-        self.env_file.write_text("\n".join(lines) + ("\n" if lines else ""))
+        _write_atomic(self.env_file, "\n".join(lines) + ("\n" if lines else ""))
 
     # -- up ----------------------------------------------------------------------------------
 
@@ -124,6 +128,10 @@ class LocalStack:
         local development configuration of ``dagmonitor_cli.platform.services``).
         """
         self.root.mkdir(parents=True, exist_ok=True)
+        with _exclusive(self.root / "up.lock"):
+            return self._up(echo, with_services=with_services)
+
+    def _up(self, echo: Echo, *, with_services: bool) -> dict[str, Component]:
         state = self._load_state()
         was_running = {name for name, part in self._running(state).items() if part}
         try:
@@ -246,10 +254,11 @@ class LocalStack:
         pid = process.read_pid(self.kafka.pid_file)
         if (
             pid is not None
+            and process.pid_alive(pid)
             and previous is not None
             and previous.managed
             and self.kafka.credentials.is_file()
-            and kafka.broker_ready(self._admin_settings(previous))
+            and self._running_broker_ready(previous, pid)
         ):
             self._apply_acls(previous)
             return Component("kafka", previous.address, True, pid, 0.0, "already running")
@@ -271,6 +280,22 @@ class LocalStack:
             f"storage format; {jars}{formatted}"
         )
         return component
+
+    def _running_broker_ready(self, previous: Component, pid: int) -> bool:
+        """Whether the broker this stack started answers, given the time it may need: on a busy
+        machine one metadata request can time out, and a broker restarted for that would cut
+        off every client it serves (another ``up``, a test session on the same stack)."""
+        settings = self._admin_settings(previous)
+        try:
+            _wait_alive(
+                lambda: kafka.broker_ready(settings),
+                "Kafka",
+                self.settings.ready_timeout_seconds,
+                lambda: process.pid_alive(pid),
+            )
+        except PlatformError:
+            return False
+        return True
 
     def _apply_acls(self, component: Component) -> int:
         """The principal table's ACLs for the stack's own (unprefixed) deployment."""
@@ -430,6 +455,37 @@ def development_term_env(env_file: Path) -> dict[str, str]:
 
 def _wait(probe: Callable[[], bool], what: str, timeout: float) -> float:
     return process.wait_until(probe, what=what, timeout=timeout, interval=0.5)
+
+
+def _wait_alive(
+    probe: Callable[[], bool], what: str, timeout: float, alive: Callable[[], bool]
+) -> float:
+    return process.wait_until(probe, what=what, timeout=timeout, interval=0.5, alive=alive)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` at once: a reader (a service or test loading ``stack.env`` while another
+    ``up`` runs) sees the old file or the new one, never half of it. Mode 0600: it holds the
+    database URL with its password."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """One ``up`` at a time on a stack: a second one waits, then finds everything running."""
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _redact(address: str) -> str:
