@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import email
 import ipaddress
-import socket
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,6 +22,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from dagmonitor.settings import DagmonitorSettings
+from dagmonitor_cli.platform.process import free_port
 from dagmonitor_cli.platform.smtp_sink import MaildirHandler
 from services.distributor.config import DistributorSettings
 from tests.consents import record_consents
@@ -37,12 +37,6 @@ RECIPIENTS = {
 }
 SMTP_USER = "dagmonitor"
 SMTP_PASSWORD = "test-only-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _authenticator(
