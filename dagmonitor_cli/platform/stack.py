@@ -287,7 +287,7 @@ class LocalStack:
         off every client it serves (another ``up``, a test session on the same stack)."""
         settings = self._admin_settings(previous)
         try:
-            _wait_alive(
+            _wait(
                 lambda: kafka.broker_ready(settings),
                 "Kafka",
                 self.settings.ready_timeout_seconds,
@@ -453,12 +453,11 @@ def development_term_env(env_file: Path) -> dict[str, str]:
     return values
 
 
-def _wait(probe: Callable[[], bool], what: str, timeout: float) -> float:
-    return process.wait_until(probe, what=what, timeout=timeout, interval=0.5)
-
-
-def _wait_alive(
-    probe: Callable[[], bool], what: str, timeout: float, alive: Callable[[], bool]
+def _wait(
+    probe: Callable[[], bool],
+    what: str,
+    timeout: float,
+    alive: Callable[[], bool] | None = None,
 ) -> float:
     return process.wait_until(probe, what=what, timeout=timeout, interval=0.5, alive=alive)
 
