@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import asyncpg
 
@@ -25,6 +25,7 @@ from dagmonitor.telemetry import get_logger
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
+    from pydantic import SecretStr
 
 _log = get_logger(__name__)
 
@@ -163,6 +164,30 @@ async def open_schema(
     (as ``role``, when given)."""
     await apply_migrations(url, schema, directory)
     return await create_pool(url, schema=schema, min_size=1, max_size=max_size, role=role)
+
+
+class OwnedSchema(Protocol):
+    """A service's settings as far as its database goes: the login and the schema it owns."""
+
+    @property
+    def database_url(self) -> SecretStr: ...
+
+    @property
+    def db_schema(self) -> str: ...
+
+
+async def migrate_service(settings: OwnedSchema, directory: Path) -> list[str]:
+    """``apply_migrations`` for a service: its migrations to its own schema, as its login."""
+    url = settings.database_url.get_secret_value()
+    return await apply_migrations(url, settings.db_schema, directory)
+
+
+async def open_service_schema(
+    settings: OwnedSchema, directory: Path, *, max_size: int = 5, role: str | None = None
+) -> asyncpg.Pool:
+    """``open_schema`` for a service: migrate its own schema, then a pool on it."""
+    url = settings.database_url.get_secret_value()
+    return await open_schema(url, settings.db_schema, directory, max_size=max_size, role=role)
 
 
 async def changed_rows(

@@ -13,16 +13,16 @@ import argparse
 import asyncio
 import hashlib
 import itertools
-import os
 import signal
 import smtplib
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope, Session
+
+from dagmonitor_cli.platform.files import write_atomic
 
 _sequence = itertools.count(1)
 
@@ -42,12 +42,7 @@ class MaildirHandler:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         digest = hashlib.sha256(data).hexdigest()[:12]
         name = f"{stamp}-{next(_sequence):06d}-{digest}.eml"
-        fd, tmp = tempfile.mkstemp(dir=self.mail_dir, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.mail_dir / name)
+        write_atomic(self.mail_dir / name, data)
         return "250 Message accepted for delivery"
 
 

@@ -14,7 +14,6 @@ import fcntl
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ from dagmonitor.errors import PlatformError
 from dagmonitor.settings import DagmonitorSettings, local_dir
 from dagmonitor.topics import TOPICS
 from dagmonitor_cli.platform import kafka, postgres, principals, process
+from dagmonitor_cli.platform.files import write_atomic
 from dagmonitor_cli.platform.services import SERVICES, LocalServices
 from dagmonitor_cli.platform.smtp_sink import sink_ready
 
@@ -98,7 +98,7 @@ class LocalStack:
         self, state: dict[str, Component], extra_env: Mapping[str, str] | None = None
     ) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_atomic(
+        write_atomic(
             self.state_file,
             json.dumps({name: asdict(c) for name, c in state.items()}, indent=2) + "\n",
         )
@@ -117,7 +117,7 @@ class LocalStack:
             lines.append("DAGMONITOR_SMTP_ALLOW_PLAINTEXT=true")
         lines += [f"{k}={v}" for k, v in development_term_env(self.env_file).items()]
         lines += [f"{key}={value}" for key, value in (extra_env or {}).items()]
-        _write_atomic(self.env_file, "\n".join(lines) + ("\n" if lines else ""))
+        write_atomic(self.env_file, "\n".join(lines) + ("\n" if lines else ""))
 
     # -- up ----------------------------------------------------------------------------------
 
@@ -460,20 +460,6 @@ def _wait(
     alive: Callable[[], bool] | None = None,
 ) -> float:
     return process.wait_until(probe, what=what, timeout=timeout, interval=0.5, alive=alive)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` at once: a reader (a service or test loading ``stack.env`` while another
-    ``up`` runs) sees the old file or the new one, never half of it. Mode 0600: it holds the
-    database URL with its password."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager

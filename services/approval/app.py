@@ -29,13 +29,6 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _log = get_logger(__name__)
 
 
-async def apply_migrations(settings: ApprovalSettings) -> list[str]:
-    """Apply the service's pending migrations to its schema (as the login, not the app role)."""
-    return await db.apply_migrations(
-        settings.database_url.get_secret_value(), settings.db_schema, MIGRATIONS
-    )
-
-
 class ApprovalApp(ServiceParts):
     """The service's parts. ``start`` connects; ``run`` works until stopped; ``stop`` closes."""
 
@@ -61,9 +54,8 @@ class ApprovalApp(ServiceParts):
     async def start(self) -> None:
         """Migrate, connect to PostgreSQL and Kafka; the API answers from then on."""
         settings = self.settings
-        self.pool = await db.open_schema(
-            settings.database_url.get_secret_value(),
-            settings.db_schema,
+        self.pool = await db.open_service_schema(
+            settings,
             MIGRATIONS,
             role=settings.approval_db_role,
             max_size=settings.approval_db_pool_size + 1,  # +1: the relay's lock connection

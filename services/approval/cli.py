@@ -117,10 +117,11 @@ def reject(request_id: str, reason: str, token: str | None, api_url: str | None)
 @approvals.command()
 def migrate() -> None:
     """Apply the approval service's database migrations (idempotent)."""
-    from services.approval.app import apply_migrations
+    from dagmonitor.db import migrate_service
+    from services.approval.app import MIGRATIONS
 
     settings = _settings()
-    applied = asyncio.run(apply_migrations(settings))
+    applied = asyncio.run(migrate_service(settings, MIGRATIONS))
     for name in applied:
         click.echo(f"applied {settings.db_schema}: {name}")
     if not applied:

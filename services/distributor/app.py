@@ -13,7 +13,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from dagmonitor.clock import Checkpoint, Clock, no_checkpoint, utc_now
-from dagmonitor.db import open_schema
+from dagmonitor.db import open_service_schema
 from dagmonitor.deadletter import DeadLetters
 from dagmonitor.service import ServiceParts, run_parts, serve_parts, stop_in_order
 from dagmonitor.streaming import Outputs, RecordConsumer, new_producer
@@ -35,9 +35,8 @@ _log = get_logger(__name__)
 
 async def open_store(settings: DistributorSettings) -> Store:
     """Migrate the schema and open a pool on it."""
-    url = settings.database_url.get_secret_value()
     # 8 for intake, dispatcher and sender, +1 held by the provision relay for its lock.
-    return Store(await open_schema(url, settings.db_schema, MIGRATIONS, max_size=9))
+    return Store(await open_service_schema(settings, MIGRATIONS, max_size=9))
 
 
 class Distributor(ServiceParts):

@@ -44,17 +44,9 @@ RETRYABLE: tuple[type[BaseException], ...] = (
 _log = get_logger(__name__)
 
 
-async def apply_migrations(settings: RetentionSettings) -> list[str]:
-    """Apply the service's pending migrations to its schema."""
-    return await db.apply_migrations(
-        settings.database_url.get_secret_value(), settings.db_schema, MIGRATIONS
-    )
-
-
 async def open_store(settings: RetentionSettings, *, max_size: int = 5) -> Store:
     """Migrate the schema and open a pool on it."""
-    url = settings.database_url.get_secret_value()
-    return Store(await db.open_schema(url, settings.db_schema, MIGRATIONS, max_size=max_size))
+    return Store(await db.open_service_schema(settings, MIGRATIONS, max_size=max_size))
 
 
 @asynccontextmanager

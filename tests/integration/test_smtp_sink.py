@@ -44,4 +44,5 @@ async def test_mail_is_stored_with_its_envelope(stack: DagmonitorSettings) -> No
         "handhaving@gemeente.example",
     ]
     assert parsed.get_content().strip() == "Geen incidenten."
-    assert not list(mail_dir.glob("*.tmp")), "files are renamed into place, never half-written"
+    leftovers = [p for p in mail_dir.iterdir() if not p.name.endswith(".eml")]
+    assert not leftovers, "files are renamed into place, never half-written"

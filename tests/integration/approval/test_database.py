@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from services.approval.app import apply_migrations
+from dagmonitor.db import migrate_service
+from services.approval.app import MIGRATIONS
 from services.approval.domain import AuditAction, AuditEntry
 from tests.integration.approval.conftest import (
     FakeClock,
@@ -23,7 +24,7 @@ async def test_migrations_apply_once_and_the_pool_acts_as_the_app_role(
 ) -> None:
     settings = approval_settings(approval_kafka, officers)
     async with started_app(settings) as app:
-        assert await apply_migrations(settings) == []  # started_app applied them already
+        assert await migrate_service(settings, MIGRATIONS) == []  # started_app applied them already
         assert app.pool is not None
         role = await app.pool.fetchval("SELECT current_user")
         assert role == "dagmonitor_approval_app"

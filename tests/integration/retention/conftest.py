@@ -24,10 +24,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from dagmonitor import kafka_clients, topics
 from dagmonitor.codec import default_codec
+from dagmonitor.db import migrate_service
 from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.streaming import RecordConsumer
 from dagmonitor.topic_admin import apply_topics
-from services.retention.app import apply_migrations
+from services.retention.app import MIGRATIONS
 from services.retention.config import RetentionSettings
 from services.retention.policy import expires_at
 
@@ -235,7 +236,7 @@ async def seed_index(
 ) -> None:
     """Migrate the schema and COPY ``rows`` (topic, key, provided_at) into the index, each
     expiring when its topic's period (less the deletion lead) is over."""
-    await apply_migrations(settings)
+    await migrate_service(settings, MIGRATIONS)
     conn = await asyncpg.connect(settings.database_url.get_secret_value())
     try:
         await conn.copy_records_to_table(
