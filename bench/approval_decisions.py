@@ -45,10 +45,11 @@ sys.path.insert(0, str(REPO))
 
 from bench.support import drop_schema  # noqa: E402
 from dagmonitor.codec import APPROVAL_REQUEST, default_codec  # noqa: E402
+from dagmonitor.db import migrate_service  # noqa: E402
 from dagmonitor.topic_admin import apply_topics  # noqa: E402
 from dagmonitor.topics import get  # noqa: E402
 from services.approval import domain  # noqa: E402
-from services.approval.app import apply_migrations  # noqa: E402
+from services.approval.app import MIGRATIONS  # noqa: E402
 from services.approval.config import ApprovalSettings  # noqa: E402
 from services.approval.outbox import RELAY_TOPICS  # noqa: E402
 from services.approval.tokens import init_dev_key, issue_dev_token  # noqa: E402
@@ -213,7 +214,7 @@ async def bench(count: int, concurrency: int) -> dict[str, object]:
     )
     specs = [get(name) for name in (*RELAY_TOPICS, "approval.requests", "pipeline.deadletter")]
     await apply_topics(settings, specs=specs)
-    await apply_migrations(settings)
+    await migrate_service(settings, MIGRATIONS)
     ids = await _seed(settings, count)
     token = issue_dev_token(settings, sub="bench-om", roles=["OM"], minutes=60)
     env = {

@@ -39,9 +39,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.support import drop_schema  # noqa: E402
+from dagmonitor.db import migrate_service  # noqa: E402
 from dagmonitor.topic_admin import apply_topics  # noqa: E402
 from dagmonitor.topics import get  # noqa: E402
-from services.retention.app import apply_migrations, open_store, open_sweeper  # noqa: E402
+from services.retention.app import MIGRATIONS, open_store, open_sweeper  # noqa: E402
 from services.retention.config import RetentionSettings  # noqa: E402
 from services.retention.policy import PROVIDED_TOPICS, Provided  # noqa: E402
 from services.retention.sweep import Sweeper  # noqa: E402
@@ -52,7 +53,7 @@ TOPICS = [*PROVIDED_TOPICS, "retention.events"]
 async def seed(settings: RetentionSettings, rows: int, expired: int, now: datetime) -> float:
     """``rows`` index rows, ``expired`` of them provided 366-367 days before ``now``, the rest
     spread over the last 364 days; returns the seconds it took (with ANALYZE)."""
-    await apply_migrations(settings)
+    await migrate_service(settings, MIGRATIONS)
     started = time.perf_counter()
     conn = await asyncpg.connect(settings.database_url.get_secret_value())
     try:
