@@ -20,7 +20,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -92,6 +92,43 @@ class Incoming:
 Handler = Callable[[Incoming], Awaitable[None]]
 
 
+class WriteBehind(Protocol):
+    """Writes a handler deferred, to be done for a whole consumer batch in one statement
+    (ADR 0022). The consumer flushes them before it hands over any record that is not
+    deferrable (a tombstone, or a record of another topic), so order per key is kept, and
+    before every commit, so nothing is committed that is not written."""
+
+    topics: frozenset[str]
+    """Topics whose records (not their tombstones) the handler may defer."""
+
+    def pending(self) -> Sequence[Incoming]:
+        """The deferred records, in the order the handler took them."""
+        ...
+
+    async def flush(self) -> None:
+        """Write every pending record at once and forget them; on an exception nothing was
+        written and they stay pending."""
+        ...
+
+    async def write_one(self, record: Incoming) -> None:
+        """Write one pending record alone (after ``flush`` failed on something that is not
+        transient: so that only the bad record is dead-lettered)."""
+        ...
+
+    def clear(self) -> None:
+        """Forget every pending record (they are written one by one, or the batch is
+        abandoned uncommitted)."""
+        ...
+
+
+DEFERRED_ONE_BY_ONE = Counter(
+    "dagmonitor_deferred_writes_one_by_one_total",
+    "Batch writes that failed on something not transient and were written record by record "
+    "instead (so that only the bad record is dead-lettered).",
+    ["service"],
+)
+
+
 class Outputs:
     """Produces encoded records to contract topics, with trace context and metrics."""
 
@@ -141,6 +178,7 @@ async def handle_one(
     value: bytes | None,
     dead_letters: DeadLetters,
     tracer: trace.Tracer,
+    counted: bool = True,
 ) -> None:
     """The per-record core of both consume drivers (``RecordConsumer`` and the stream
     processor): count it, run ``work`` in a span linked to the producer's trace, and turn
@@ -149,10 +187,12 @@ async def handle_one(
     Transient errors (Kafka or PostgreSQL away) propagate: the caller retries the record and
     commits nothing meanwhile. A ``RecordRejected`` or a codec error is the record's fault; any
     other exception is a bug met on this record: logged with its traceback, dead-lettered as
-    ``processing_error``, and the stream goes on.
+    ``processing_error``, and the stream goes on. ``counted=False`` for a second pass over a
+    record already counted (a deferred write done alone).
     """
     series = _per_record_series(service, source.topic)
-    series.records_in.inc()
+    if counted:
+        series.records_in.inc()
     started = time.perf_counter()
     ctx = extract_trace_context(headers)
     attributes = {
@@ -179,7 +219,8 @@ async def handle_one(
             await dead_letters.send(
                 reason_for(exc), f"handler failed: {type(exc).__name__}", source, value
             )
-    series.processing_seconds.observe(time.perf_counter() - started)
+    if counted:
+        series.processing_seconds.observe(time.perf_counter() - started)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +290,7 @@ class RecordConsumer:
         codec: Codec | None = None,
         max_records: int = 500,
         retry_backoff: tuple[float, float] = (0.2, 10.0),
+        write_behind: WriteBehind | None = None,
     ) -> None:
         self._settings = settings
         self._service = service
@@ -260,6 +302,7 @@ class RecordConsumer:
         self._codec = codec or default_codec()
         self._max_records = max_records
         self._backoff = retry_backoff
+        self._write_behind = write_behind
         self._consumer: AIOKafkaConsumer | None = None
         self._tracer = trace.get_tracer(f"dagmonitor.{service}")
         self.processed = 0
@@ -286,40 +329,121 @@ class RecordConsumer:
         return self._consumer is not None and bool(self._consumer.subscription())
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set; commits after each handled batch."""
+        """Consume until ``stop`` is set; writes what the handler deferred and commits after
+        each handled batch."""
         consumer = self.consumer
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
+            offsets: dict[TopicPartition, int] = {}
             for tp, records in batches.items():
-                handled = 0
                 for record in records:
                     await self._handle_with_retry(record, stop)
-                    handled += 1
+                    offsets[tp] = record.offset + 1
                     if stop.is_set():
                         break
-                await self._commit(tp, records[handled - 1].offset + 1, stop)
+                if stop.is_set():
+                    break
+            if offsets:
+                await self._flush(stop)
+                await commit_offsets(
+                    consumer, offsets, stop, Backoff(*self._backoff), service=self._service
+                )
             await self._update_lag()
 
-    async def _commit(self, tp: TopicPartition, offset: int, stop: asyncio.Event) -> None:
-        await commit_offsets(
-            self.consumer, {tp: offset}, stop, Backoff(*self._backoff), service=self._service
-        )
+    def _deferrable(self, record: ConsumerRecord[bytes, bytes]) -> bool:
+        wb = self._write_behind
+        if wb is None or record.value is None:
+            return False
+        return self._by_physical.get(record.topic, record.topic) in wb.topics
 
-    async def _handle_with_retry(
-        self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event
-    ) -> None:
+    async def _flush(self, stop: asyncio.Event) -> None:
+        """Write what the handler deferred: in one go, retried while the failure is transient;
+        on any other failure record by record, each through the per-record core, so that only
+        a bad record is dead-lettered."""
+        wb = self._write_behind
+        if wb is None or not wb.pending():
+            return
         backoff = Backoff(*self._backoff)
         while True:
             try:
-                await self._handle(record)
+                await wb.flush()
                 return
             except TRANSIENT_ERRORS as exc:
                 _log.warning(
                     "transient_failure_retrying",
                     error=type(exc).__name__,
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
+                    deferred=len(wb.pending()),
+                    retry_in_s=round(delay := backoff.next(), 2),
+                )
+                await pause(stop, delay)
+                if stop.is_set():
+                    wb.clear()  # uncommitted: consumed again after the restart
+                    raise
+            except Exception as exc:
+                DEFERRED_ONE_BY_ONE.labels(self._service).inc()
+                _log.warning(
+                    "deferred_writes_one_by_one",
+                    error=type(exc).__name__,
+                    deferred=len(wb.pending()),
+                )
+                break
+        records = list(wb.pending())
+        wb.clear()
+        for incoming in records:
+            await self._retrying(
+                functools.partial(self._write_one, wb, incoming),
+                incoming.topic,
+                incoming.partition,
+                incoming.offset,
+                stop,
+            )
+
+    async def _write_one(self, wb: WriteBehind, incoming: Incoming) -> None:
+        await handle_one(
+            lambda: wb.write_one(incoming),
+            service=self._service,
+            source=Source(
+                incoming.topic,
+                None if incoming.key is None else incoming.key.encode("utf-8"),
+                incoming.partition,
+                incoming.offset,
+            ),
+            headers=incoming.headers,
+            value=incoming.raw,
+            dead_letters=self._dead_letters,
+            tracer=self._tracer,
+            counted=False,
+        )
+
+    async def _handle_with_retry(
+        self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event
+    ) -> None:
+        if not self._deferrable(record):
+            await self._flush(stop)  # what was deferred is written before this record
+        await self._retrying(
+            lambda: self._handle(record), record.topic, record.partition, record.offset, stop
+        )
+
+    async def _retrying(
+        self,
+        attempt: Callable[[], Awaitable[None]],
+        topic: str,
+        partition: int,
+        offset: int,
+        stop: asyncio.Event,
+    ) -> None:
+        backoff = Backoff(*self._backoff)
+        while True:
+            try:
+                await attempt()
+                return
+            except TRANSIENT_ERRORS as exc:
+                _log.warning(
+                    "transient_failure_retrying",
+                    error=type(exc).__name__,
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
                     retry_in_s=round(delay := backoff.next(), 2),
                 )
                 await pause(stop, delay)
@@ -390,5 +514,6 @@ __all__ = [
     "Outputs",
     "RecordConsumer",
     "RecordRejected",
+    "WriteBehind",
     "new_producer",
 ]

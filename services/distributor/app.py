@@ -96,16 +96,18 @@ class Distributor(ServiceParts):
             term=self.sender.term,
         )
         letters = DeadLetters(self.producer, service=SERVICE, topic_prefix=settings.topic_prefix)
+        intake = Intake(
+            self.store,
+            on_withdrawal=self.scheduler.wake_notices,
+            on_consent=self.scheduler.wake_held,  # what was held goes out at once
+        )
         self.consumer = RecordConsumer(
             settings,
             service=SERVICE,
             topics=TOPICS,
-            handler=Intake(
-                self.store,
-                on_withdrawal=self.scheduler.wake_notices,
-                on_consent=self.scheduler.wake_held,  # what was held goes out at once
-            ).handle,
+            handler=intake.handle,
             dead_letters=letters,
+            write_behind=intake.entries,  # entries a batch at a time (ADR 0022)
         )
         await self.consumer.start()
         _log.info("distributor_started", **settings.describe())

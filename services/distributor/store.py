@@ -22,25 +22,32 @@ from services.distributor.rendering import Photo, RecordRef
 from services.distributor.reports import Entry, PostcodeCount
 from services.distributor.supplement import Told, entry_document, entry_from_document
 
-_ENTRY_COLUMNS = (
-    "registration_number",
-    "version",
-    "mk_code",
-    "mk_description",
-    "reported_at",
-    "committed_from",
-    "committed_until",
-    "municipality_code",
-    "district_code",
-    "district_name",
-    "neighbourhood_code",
-    "neighbourhood_name",
-    "city",
-    "postcode",
-    "street",
-    "house_number",
-    "house_number_suffix",
-    "location_qualifier",
+_ENTRY_TYPES = {  # the entries table's columns from a DagmonitorEntry, with their SQL types
+    "registration_number": "text",
+    "version": "integer",
+    "mk_code": "text",
+    "mk_description": "text",
+    "reported_at": "timestamptz",
+    "committed_from": "timestamptz",
+    "committed_until": "timestamptz",
+    "municipality_code": "text",
+    "district_code": "text",
+    "district_name": "text",
+    "neighbourhood_code": "text",
+    "neighbourhood_name": "text",
+    "city": "text",
+    "postcode": "text",
+    "street": "text",
+    "house_number": "integer",
+    "house_number_suffix": "text",
+    "location_qualifier": "text",
+}
+_ENTRY_COLUMNS = tuple(_ENTRY_TYPES)
+_ENTRY_INSERT = f"INSERT INTO entries ({', '.join((*_ENTRY_COLUMNS, 'traceparent'))}) "
+_ENTRY_UPDATES = ", ".join(f"{c} = EXCLUDED.{c}" for c in (*_ENTRY_COLUMNS[1:], "traceparent"))
+_ENTRY_ON_CONFLICT = (  # a stored newer version stays
+    f" ON CONFLICT (registration_number) DO UPDATE SET {_ENTRY_UPDATES}, received_at = now() "
+    "WHERE entries.version <= EXCLUDED.version"
 )
 
 
@@ -164,17 +171,30 @@ class Store:
 
         ``traceparent`` is the trace context of the span that consumed it (for the mail's span).
         """
-        columns = (*_ENTRY_COLUMNS, "traceparent")
-        placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
+        placeholders = ", ".join(f"${i}" for i in range(1, len(_ENTRY_COLUMNS) + 2))
         status = await self.pool.execute(
-            f"INSERT INTO entries ({', '.join(columns)}) VALUES ({placeholders}) "
-            f"ON CONFLICT (registration_number) DO UPDATE SET {updates}, received_at = now() "
-            "WHERE entries.version <= EXCLUDED.version",
+            f"{_ENTRY_INSERT}VALUES ({placeholders}){_ENTRY_ON_CONFLICT}",
             *(value.get(c) for c in _ENTRY_COLUMNS),
             traceparent,
         )
         return status.endswith(" 1")
+
+    async def upsert_entries(
+        self, entries: Sequence[tuple[Mapping[str, Any], str | None]]
+    ) -> set[str]:
+        """``upsert_entry`` for many entries (value, traceparent) in one statement, each key
+        at most once; returns the registration numbers written (the others had a newer
+        version stored)."""
+        types = (*_ENTRY_TYPES.values(), "text")
+        arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=1))
+        columns = [[value.get(c) for value, _ in entries] for c in _ENTRY_COLUMNS]
+        rows = await self.pool.fetch(
+            f"{_ENTRY_INSERT}SELECT * FROM unnest({arrays}){_ENTRY_ON_CONFLICT} "
+            "RETURNING registration_number",
+            *columns,
+            [traceparent for _, traceparent in entries],
+        )
+        return {row["registration_number"] for row in rows}
 
     async def upsert_notice(
         self,
