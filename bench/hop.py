@@ -61,6 +61,7 @@ from dagmonitor.topic_admin import apply_topics
 from dagmonitor.topics import TopicSpec
 from dagmonitor_cli.generate import Generator
 from dagmonitor_cli.platform.process import free_port
+from deploy.k8s import access
 
 TEAM = "WK034405,WK034404"
 # Every service requires the covenant's term (ADR 0018): a development term unless set.
@@ -334,6 +335,27 @@ async def run_relay(settings: DagmonitorSettings, work: bool) -> None:
         await producer.stop()
 
 
+def quix_connection(settings: DagmonitorSettings) -> Any:
+    """The broker as librdkafka (under Quix Streams) reaches it over SASL_SSL with the
+    settings' CA. Quix names its changelog topics ``changelog__<group>--...``, outside the
+    test principal's ``test-`` prefix, so on a secured local stack the peer connects as the
+    local admin principal (it may create any topic)."""
+    from quixstreams.kafka.configuration import ConnectionConfig
+
+    if settings.kafka_security_protocol != "SASL_SSL":
+        return settings.kafka_bootstrap
+    admin = settings.model_copy(update={"kafka_sasl_username": access.ADMIN})
+    options = admin.kafka_client_options()
+    return ConnectionConfig(
+        bootstrap_servers=settings.kafka_bootstrap,
+        security_protocol="sasl_ssl",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username=options["sasl_plain_username"],
+        sasl_password=options["sasl_plain_password"],
+        ssl_ca_location=str(settings.kafka_ca_file) if settings.kafka_ca_file else None,
+    )
+
+
 def run_quix(settings: DagmonitorSettings, state_dir: str) -> None:
     """The same work as a Quix Streams application with a keyed state write per record."""
     from quixstreams import Application, State
@@ -347,7 +369,7 @@ def run_quix(settings: DagmonitorSettings, state_dir: str) -> None:
 
     handle = Work()
     app = Application(
-        broker_address=settings.kafka_bootstrap,
+        broker_address=quix_connection(settings),
         consumer_group=settings.group("bench-quix"),
         auto_offset_reset="earliest",
         commit_every=1000,
