@@ -50,7 +50,6 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
-from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 
 from dagmonitor import kafka_clients
@@ -380,7 +379,6 @@ class StreamProcessor:
         self._views: dict[str, ReplicatedView] = {}
         self._view_reader: AIOKafkaConsumer | None = None
         self._view_task: asyncio.Task[None] | None = None
-        self._tracer = trace.get_tracer(f"dagmonitor.{service}")
         self._lock = asyncio.Lock()
         self._assigned: set[TopicPartition] = set()
         self._ready_tps: set[TopicPartition] = set()
@@ -635,7 +633,6 @@ class StreamProcessor:
             headers=record.headers,
             value=record.value,
             dead_letters=self.dead_letters,
-            tracer=self._tracer,
         )
 
     async def _commit(self, batches: Mapping[TopicPartition, list[Record]], stop: Any) -> None:

@@ -177,7 +177,6 @@ async def handle_one(
     headers: Sequence[tuple[str, bytes]],
     value: bytes | None,
     dead_letters: DeadLetters,
-    tracer: trace.Tracer,
     counted: bool = True,
 ) -> None:
     """The per-record core of both consume drivers (``RecordConsumer`` and the stream
@@ -200,7 +199,7 @@ async def handle_one(
         "messaging.kafka.partition": source.partition,
         "messaging.kafka.offset": source.offset,
     }
-    with tracer.start_as_current_span(series.span_name, context=ctx, attributes=attributes):
+    with series.tracer.start_as_current_span(series.span_name, context=ctx, attributes=attributes):
         try:
             await work()
         except TRANSIENT_ERRORS:
@@ -226,16 +225,20 @@ async def handle_one(
 @dataclass(frozen=True, slots=True)
 class _Series:
     span_name: str
+    tracer: trace.Tracer
     records_in: Any
     processing_seconds: Any
 
 
 @functools.cache
 def _per_record_series(service: str, topic: str) -> _Series:
-    """The metric series ``handle_one`` updates per record, looked up once (labels() takes a
-    lock and builds a key: a measurable share of a record's cost)."""
+    """The tracer and metric series ``handle_one`` uses per record, looked up once, at the
+    first record: by then the service has installed its tracer provider, so the tracer is
+    the provider's own, not the proxy that delegates every call; ``labels()`` takes a lock
+    and builds a key. Both are a measurable share of a record's cost."""
     return _Series(
         f"{service} {topic}",
+        trace.get_tracer(f"dagmonitor.{service}"),
         RECORDS_IN.labels(service, topic),
         PROCESSING_SECONDS.labels(service, topic),
     )
@@ -304,7 +307,6 @@ class RecordConsumer:
         self._backoff = retry_backoff
         self._write_behind = write_behind
         self._consumer: AIOKafkaConsumer | None = None
-        self._tracer = trace.get_tracer(f"dagmonitor.{service}")
         self.processed = 0
 
     @property
@@ -411,7 +413,6 @@ class RecordConsumer:
             headers=incoming.headers,
             value=incoming.raw,
             dead_letters=self._dead_letters,
-            tracer=self._tracer,
             counted=False,
         )
 
@@ -465,7 +466,6 @@ class RecordConsumer:
                 headers=headers,
                 value=record.value,
                 dead_letters=self._dead_letters,
-                tracer=self._tracer,
             )
         finally:
             self.processed += 1

@@ -20,8 +20,7 @@ import logging
 import random
 import re
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -201,7 +200,6 @@ class PropagatingTracer(trace.Tracer):
             trace.SpanContext(self._random.getrandbits(128) or 1, new_id, False, flags), None
         )
 
-    @contextmanager
     def start_as_current_span(  # type: ignore[override]
         self,
         name: str,
@@ -209,12 +207,30 @@ class PropagatingTracer(trace.Tracer):
         *_args: Any,
         end_on_exit: bool = True,
         **_kwargs: Any,
-    ) -> Iterator[trace.Span]:
-        span = self.start_span(name, context)
-        with trace.use_span(
-            span, end_on_exit=end_on_exit, record_exception=False, set_status_on_exception=False
-        ) as current:
-            yield current
+    ) -> CurrentSpan:
+        return CurrentSpan(self.start_span(name, context), end_on_exit=end_on_exit)
+
+
+class CurrentSpan:
+    """A span made current for a ``with`` block, as ``trace.use_span`` does, in one small
+    context manager: the SDK's path is three nested generator context managers, a tenth of
+    the classifier's per-record cost (ADR 0020)."""
+
+    __slots__ = ("_end", "_span", "_token")
+
+    def __init__(self, span: trace.Span, *, end_on_exit: bool = True) -> None:
+        self._span = span
+        self._end = end_on_exit
+        self._token: object = None
+
+    def __enter__(self) -> trace.Span:
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(self, *_exc: object) -> None:
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+        if self._end:
+            self._span.end()
 
 
 class PropagatingTracerProvider(trace.TracerProvider):

@@ -1,7 +1,9 @@
-"""Shared telemetry: JSON log lines, health endpoints, trace context in Kafka headers."""
+"""Shared telemetry: JSON log lines, health endpoints, trace context in Kafka headers, spans
+that propagate without recording; the services' garbage collector settings."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 
@@ -9,8 +11,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from opentelemetry import trace
 
+from dagmonitor.service import GC_THRESHOLDS, tune_garbage_collector
 from dagmonitor.telemetry import (
     RECORDS_IN,
+    PropagatingTracer,
     configure_logging,
     configure_tracing,
     extract_trace_context,
@@ -81,3 +85,32 @@ def test_trace_context_crosses_kafka_headers() -> None:
 def test_no_trace_headers_give_an_empty_context() -> None:
     ctx = extract_trace_context(None)
     assert trace.get_current_span(ctx).get_span_context().is_valid is False
+
+
+def test_a_current_span_is_current_inside_its_block_only() -> None:
+    """``PropagatingTracer.start_as_current_span`` (one small context manager): the span is
+    current inside the block, a child of the given context, the one before it after, also
+    when the block raises."""
+    tracer = PropagatingTracer()
+    with tracer.start_as_current_span("outer") as outer:
+        ctx = trace.set_span_in_context(outer)
+        with tracer.start_as_current_span("inner", context=ctx) as inner:
+            assert trace.get_current_span() is inner
+            assert inner.get_span_context().trace_id == outer.get_span_context().trace_id
+            assert inner.get_span_context().span_id != outer.get_span_context().span_id
+        assert trace.get_current_span() is outer
+        with pytest.raises(ValueError), tracer.start_as_current_span("failing"):
+            raise ValueError("in the block")
+        assert trace.get_current_span() is outer
+    assert not trace.get_current_span().get_span_context().is_valid
+
+
+def test_services_collect_young_garbage_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collector()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
