@@ -198,7 +198,7 @@ def pid_cpu_seconds(pid: int) -> float:
 
 def broker_pid() -> int | None:
     """The local stack's Kafka broker (its JVM logs under this checkout's ``.local``)."""
-    marker = f"-Dkafka.logs.dir={Path.cwd()}/.local/".encode()
+    marker = f"-Dkafka.logs.dir={(Path.cwd() / '.local').resolve()}/".encode()
     for entry in Path("/proc").iterdir():
         try:
             if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
@@ -344,8 +344,7 @@ def quix_connection(settings: DagmonitorSettings) -> Any:
 
     if settings.kafka_security_protocol != "SASL_SSL":
         return settings.kafka_bootstrap
-    admin = settings.model_copy(update={"kafka_sasl_username": access.ADMIN})
-    options = admin.kafka_client_options()
+    options = as_admin(settings).kafka_client_options()
     return ConnectionConfig(
         bootstrap_servers=settings.kafka_bootstrap,
         security_protocol="sasl_ssl",
@@ -413,6 +412,21 @@ async def prepared(
     began = time.perf_counter()
     await fill(settings, topic, pairs)
     return settings, time.perf_counter() - began
+
+
+def as_admin(settings: DagmonitorSettings) -> DagmonitorSettings:
+    """The settings as the local admin principal (on a secured stack), who may also delete
+    the Quix peer's changelog topics (``changelog__<group>--...``)."""
+    if settings.kafka_security_protocol != "SASL_SSL":
+        return settings
+    return settings.model_copy(update={"kafka_sasl_username": access.ADMIN})
+
+
+async def forget(used: list[str]) -> None:
+    """Delete the topics of the stages run so far, before the next one: left behind, their
+    compaction and deletion keep the broker busy during the next stage."""
+    await delete_topics(as_admin(prefixed()), [*used, *(p.replace(".", "-") for p in used)])
+    used.clear()
 
 
 async def delete_topics(settings: DagmonitorSettings, markers: Sequence[str]) -> None:
@@ -602,6 +616,7 @@ async def main_run(args: argparse.Namespace) -> None:
                 except RuntimeError as exc:  # a busy box: say why, and run them again
                     print(f"  together failed, once more: {exc}", file=sys.stderr)
                     rows += await together(hops, pairs, used)
+                await forget(used)
             for name in names:
                 data = replay_pairs if name == "replay" else pairs
                 try:
@@ -609,6 +624,7 @@ async def main_run(args: argparse.Namespace) -> None:
                 except RuntimeError as exc:  # a busy box: say why, and run the stage again
                     print(f"  {name} failed, once more: {exc}", file=sys.stderr)
                     rows += await stage(name, data, used)
+                await forget(used)
                 print(
                     f"  round {number + 1}: {rows[-1].stage}: {rows[-1].rate:,.0f}/s",
                     file=sys.stderr,
@@ -616,7 +632,7 @@ async def main_run(args: argparse.Namespace) -> None:
             rounds.append(rows)
             report(rows, f"round {number + 1}")
     finally:
-        await delete_topics(prefixed(), [*used, *(p.replace(".", "-") for p in used)])
+        await forget(used)
     if len(rounds) > 1:
         report(
             [
