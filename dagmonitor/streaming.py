@@ -334,6 +334,10 @@ class RecordConsumer:
         """Consume until ``stop`` is set; writes what the handler deferred and commits after
         each handled batch."""
         consumer = self.consumer
+        if self._write_behind is not None:
+            # Left by a run that stopped mid-batch (uncommitted, so consumed again): not
+            # written now, when the partition may have gone to another consumer meanwhile.
+            self._write_behind.clear()
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
             offsets: dict[TopicPartition, int] = {}

@@ -217,3 +217,29 @@ async def test_nothing_is_committed_before_its_batch_is_written(
             await lock.rollback()
         await _until(lambda: _done(parts, 30))
         assert len(await parts.stored()) == 30
+
+
+async def test_what_a_stopped_run_left_deferred_is_not_written_later(
+    fresh_settings: DagmonitorSettings, store: Store
+) -> None:
+    """A run that stopped mid-batch committed nothing, so its records come again; what it had
+    deferred is dropped when the consumer runs again (its partition may belong to another
+    consumer by then), not written with the next batch."""
+    from dagmonitor.streaming import Incoming
+
+    await _produce(fresh_settings, [("PL-1", _entry("PL-1", 1), ())])
+    parts = Running(fresh_settings, store)
+    left = Incoming(ENTRIES_TOPIC, "PL-LEFT", _entry("PL-LEFT", 1), None, 0, 0, 0)
+    parts.intake.entries.add(left, _entry("PL-LEFT", 1), None)
+    await parts.start()
+    assert parts.consumer is not None
+    stop = asyncio.Event()
+    task = asyncio.create_task(parts.consumer.run(stop))
+    try:
+        await _until(lambda: _done(parts, 1))
+        assert await parts.stored() == {"PL-1": 1}
+    finally:
+        stop.set()
+        await task
+        await parts.consumer.stop()
+        await parts.producer.stop()
