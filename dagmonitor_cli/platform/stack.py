@@ -392,7 +392,14 @@ class LocalStack:
     # -- down / status -----------------------------------------------------------------------
 
     def down(self, echo: Echo = print) -> None:
-        """Stop what ``up`` started; servers it reused keep running."""
+        """Stop what ``up`` started; servers it reused keep running. Waits for an ``up`` in
+        progress (the same lock), so it never stops a server that ``up`` has not recorded."""
+        if not self.root.is_dir():
+            return
+        with _exclusive(self.root / "up.lock"):
+            self._down(echo)
+
+    def _down(self, echo: Echo) -> None:
         state = self._load_state()
         self.services.stop(echo)
         smtp_pid = process.read_pid(self.smtp_pid_file)
@@ -464,7 +471,8 @@ def _wait(
 
 @contextlib.contextmanager
 def _exclusive(lock_file: Path) -> Iterator[None]:
-    """One ``up`` at a time on a stack: a second one waits, then finds everything running."""
+    """One ``up`` or ``down`` at a time on a stack: a second ``up`` waits, then finds
+    everything running; a ``down`` waits for the ``up`` to finish, then stops it all."""
     with lock_file.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
