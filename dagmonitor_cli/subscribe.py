@@ -96,8 +96,10 @@ async def subscribe(
                 if idle is not None and waited >= idle:
                     break
     finally:
-        progress(await _progress(consumer, topic, printed) + " (stopped; position committed)")
-        await consumer.stop()
+        try:  # the last progress line needs the broker; the consumer is closed either way
+            progress(await _progress(consumer, topic, printed) + " (stopped; position committed)")
+        finally:
+            await consumer.stop()
     return printed
 
 
