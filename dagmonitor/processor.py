@@ -36,7 +36,6 @@ and is never written by the processor.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -44,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -101,7 +101,9 @@ _PARTITIONER = DefaultPartitioner()
 
 
 def _encode_value(value: Any) -> bytes | None:
-    return None if value is None else json.dumps(value, separators=(",", ":")).encode("utf-8")
+    """A table value as its changelog bytes: compact JSON (orjson: a tenth of the standard
+    library's cost, per table write of every record; keys made strings as ``json`` does)."""
+    return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
 class Table:
@@ -120,10 +122,10 @@ class Table:
 
     def get(self, partition: int, key: bytes) -> Any:
         encoded = self._data[partition].get(key)
-        return None if encoded is None else json.loads(encoded)
+        return None if encoded is None else orjson.loads(encoded)
 
     def items(self, partition: int) -> Iterable[tuple[bytes, Any]]:
-        return ((key, json.loads(encoded)) for key, encoded in self._data[partition].items())
+        return ((key, orjson.loads(encoded)) for key, encoded in self._data[partition].items())
 
     def __len__(self) -> int:
         return sum(len(data) for data in self._data.values())

@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from dagmonitor import deletion, topics
 from dagmonitor.codec import (
@@ -274,7 +275,7 @@ class Classifier(ProcessorService):
         await batch.send(
             self.e35_topic,
             area.encode("utf-8"),
-            json.dumps(envelope).encode("utf-8"),
+            orjson.dumps(envelope),
             inject_trace_headers(),
         )
 
@@ -306,7 +307,7 @@ class Classifier(ProcessorService):
     async def _on_e35(self, message: Record, batch: Batch) -> None:
         """Count (or uncount) one report in its area's window; ask once when it is crossed."""
         key = record_key(message)
-        envelope = json.loads(message.value or b"null")
+        envelope = orjson.loads(message.value or b"null")
         state = batch.get(self.e35_windows, key)
         registration = envelope.get("registration_number")
         window_key = escalation.report_key(
