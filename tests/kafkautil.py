@@ -76,11 +76,11 @@ async def grant_services(settings: DagmonitorSettings) -> list[Any]:
     if settings.kafka_credentials_file is None:
         return []  # a broker the stack does not manage: the environment's credentials
     applied = await apply_acls(settings, settings.topic_prefix, ACCESS)
-    await _until_authorized(settings, BY_SERVICE["ingest"].principal, "bvh.incidents")
+    await until_authorized(settings, BY_SERVICE["ingest"].principal, "bvh.incidents")
     return applied
 
 
-async def _until_authorized(
+async def until_authorized(
     settings: DagmonitorSettings, principal: str, topic: str, timeout: float = 15.0
 ) -> None:
     """Wait until the broker's authoriser has the new ACLs: CreateAcls answers once the

@@ -25,6 +25,7 @@ from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.topic_admin import apply_topics
 from dagmonitor_cli.platform.principals import apply_acls, remove_acls
 from deploy.k8s.access import ACCESS, PRINCIPALS, SUBSCRIBER, ExternalAccess, Row, ServiceAccess
+from tests.kafkautil import until_authorized
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +83,9 @@ async def matrix(stack: DagmonitorSettings) -> AsyncIterator[Matrix]:
     settings = stack.model_copy(update={"topic_prefix": prefix})
     await apply_topics(settings)
     applied = await apply_acls(stack, prefix)
+    for row in PRINCIPALS:  # CreateAcls answers before the broker applies them (kafkautil)
+        if row.reads | row.writes:
+            await until_authorized(settings, row.principal, sorted(row.reads | row.writes)[0])
     # One record on partition 0 of every topic, so an allowed read answers at once.
     producer = kafka_clients.producer(settings, acks="all")
     await producer.start()

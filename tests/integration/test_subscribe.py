@@ -20,7 +20,7 @@ from dagmonitor.settings import DagmonitorSettings
 from dagmonitor.topic_admin import apply_topics
 from dagmonitor_cli.platform.principals import apply_acls, remove_acls
 from deploy.k8s.access import BY_PRINCIPAL, SUBSCRIBER
-from tests.kafkautil import produce
+from tests.kafkautil import produce, until_authorized
 from tests.samples import escalation
 
 pytestmark = pytest.mark.integration
@@ -33,6 +33,7 @@ async def deployment(stack: DagmonitorSettings) -> AsyncIterator[DagmonitorSetti
     settings = stack.model_copy(update={"topic_prefix": f"test-sub{uuid.uuid4().hex[:8]}."})
     await apply_topics(settings)
     applied = await apply_acls(stack, settings.topic_prefix, [BY_PRINCIPAL[SUBSCRIBER]])
+    await until_authorized(settings, SUBSCRIBER, "escalations.approved")
     codec = default_codec()
     await produce(
         settings,
