@@ -369,39 +369,25 @@ class RecordConsumer:
         wb = self._write_behind
         if wb is None or not wb.pending():
             return
-        backoff = Backoff(*self._backoff)
-        while True:
-            try:
-                await wb.flush()
-                return
-            except TRANSIENT_ERRORS as exc:
-                _log.warning(
-                    "transient_failure_retrying",
-                    error=type(exc).__name__,
-                    deferred=len(wb.pending()),
-                    retry_in_s=round(delay := backoff.next(), 2),
-                )
-                await pause(stop, delay)
-                if stop.is_set():
-                    wb.clear()  # uncommitted: consumed again after the restart
-                    raise
-            except Exception as exc:
-                DEFERRED_ONE_BY_ONE.labels(self._service).inc()
-                _log.warning(
-                    "deferred_writes_one_by_one",
-                    error=type(exc).__name__,
-                    deferred=len(wb.pending()),
-                )
-                break
+        try:
+            await self._retrying(wb.flush, stop, deferred=len(wb.pending()))
+            return
+        except TRANSIENT_ERRORS:
+            raise  # stopped while retrying: uncommitted, consumed again (``run`` clears them)
+        except Exception as exc:
+            DEFERRED_ONE_BY_ONE.labels(self._service).inc()
+            _log.warning(
+                "deferred_writes_one_by_one", error=type(exc).__name__, deferred=len(wb.pending())
+            )
         records = list(wb.pending())
         wb.clear()
         for incoming in records:
             await self._retrying(
                 functools.partial(self._write_one, wb, incoming),
-                incoming.topic,
-                incoming.partition,
-                incoming.offset,
                 stop,
+                topic=incoming.topic,
+                partition=incoming.partition,
+                offset=incoming.offset,
             )
 
     async def _write_one(self, wb: WriteBehind, incoming: Incoming) -> None:
@@ -426,17 +412,18 @@ class RecordConsumer:
         if not self._deferrable(record):
             await self._flush(stop)  # what was deferred is written before this record
         await self._retrying(
-            lambda: self._handle(record), record.topic, record.partition, record.offset, stop
+            lambda: self._handle(record),
+            stop,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
         )
 
     async def _retrying(
-        self,
-        attempt: Callable[[], Awaitable[None]],
-        topic: str,
-        partition: int,
-        offset: int,
-        stop: asyncio.Event,
+        self, attempt: Callable[[], Awaitable[None]], stop: asyncio.Event, **where: object
     ) -> None:
+        """Run ``attempt`` until it succeeds, with backoff while it fails on something
+        transient (logged with ``where``); raises it once ``stop`` is set."""
         backoff = Backoff(*self._backoff)
         while True:
             try:
@@ -446,10 +433,8 @@ class RecordConsumer:
                 _log.warning(
                     "transient_failure_retrying",
                     error=type(exc).__name__,
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
                     retry_in_s=round(delay := backoff.next(), 2),
+                    **where,
                 )
                 await pause(stop, delay)
                 if stop.is_set():

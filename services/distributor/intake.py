@@ -124,8 +124,7 @@ class EntryWrites:
         kept, superseded = newest_per_key(self._pending)
         written = await self._store.upsert_entries([(e.value, e.traceparent) for e in kept])
         self._pending.clear()
-        stored = RECORDS_STORED.labels(ENTRIES_TOPIC, "written")
-        stored.inc(len(written))
+        RECORDS_STORED.labels(ENTRIES_TOPIC, "written").inc(len(written))
         RECORDS_STORED.labels(ENTRIES_TOPIC, "older_version").inc(len(kept) - len(written))
         RECORDS_STORED.labels(ENTRIES_TOPIC, "superseded").inc(len(superseded))
 
