@@ -315,7 +315,7 @@ class Classifier(ProcessorService):
         )
         report = envelope["report"]
         if report is None:
-            batch.set(self.e35_windows, key, escalation.remove_report(state, window_key))
+            batch.set(self.e35_windows, key, escalation.remove_report(state, window_key, self.rule))
             return
         now = record_time(message)
         if registration is not None and "entry" in report:

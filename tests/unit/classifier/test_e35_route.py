@@ -212,7 +212,7 @@ async def test_a_withdrawn_police_report_travels_with_only_its_key() -> None:
         "registration_number": "PL0900-2026000706",
         "report": None,
     }
-    assert count(wired.window("3511AB")) == 0
+    assert count(wired.window("3511AB"), wired.app.rule) == 0
     # The entry's tombstone comes from the incident route, after the entry it retracts.
     assert wired.sent_to("dagmonitor.entries")[-1] == (b"PL0900-2026000706", None)
 
@@ -329,7 +329,7 @@ async def test_an_envelope_from_before_adr_0016_still_gets_its_entry_out() -> No
     await wired.flush()
     (entry,) = _entries(wired)
     assert (entry["registration_number"], entry["house_number"]) == ("PL0900-2026000730", 12)
-    assert count(wired.window("3511AB")) == 1
+    assert count(wired.window("3511AB"), wired.app.rule) == 1
 
 
 async def test_a_municipal_report_travels_with_only_its_key_and_time() -> None:
@@ -341,7 +341,7 @@ async def test_a_municipal_report_travels_with_only_its_key_and_time() -> None:
     reported_at = int((NOW - timedelta(hours=2)).timestamp() * 1000)
     assert json.loads(value) == {"report_id": "sig-1", "report": {"reported_at": reported_at}}
     assert wired.sent_to("dagmonitor.entries") == []  # counted, never shared
-    assert count(wired.window("3511AB")) == 1
+    assert count(wired.window("3511AB"), wired.app.rule) == 1
 
 
 # --- one window, both sources --------------------------------------------------------------
@@ -380,7 +380,7 @@ async def test_the_same_municipal_report_again_counts_once() -> None:
     wired = Wired()
     for _ in range(3):
         await wired.municipal("sig-1", _municipal("sig-1"))
-    assert count(wired.window("3511AB")) == 1
+    assert count(wired.window("3511AB"), wired.app.rule) == 1
     assert wired.sent_to("approval.requests") == []
 
 
@@ -408,7 +408,7 @@ async def test_a_withdrawn_municipal_report_is_uncounted() -> None:
     wired = Wired()
     await wired.municipal("sig-1", _municipal("sig-1"))
     await wired.municipal("sig-1", None)
-    assert count(wired.window("3511AB")) == 0
+    assert count(wired.window("3511AB"), wired.app.rule) == 0
     assert wired.batch.get(wired.app.municipal_reports, b"sig-1") is None
     assert json.loads(wired.sent_to(wired.app.e35_topic)[-1][1] or b"") == {
         "report_id": "sig-1",
@@ -422,8 +422,8 @@ async def test_a_municipal_report_that_moves_counts_in_its_new_area_only() -> No
     wired = Wired()
     await wired.municipal("sig-1", _municipal("sig-1", postcode="3511AB"))
     await wired.municipal("sig-1", _municipal("sig-1", postcode="3512CD"))
-    assert count(wired.window("3511AB")) == 0
-    assert count(wired.window("3512CD")) == 1
+    assert count(wired.window("3511AB"), wired.app.rule) == 0
+    assert count(wired.window("3512CD"), wired.app.rule) == 1
     assert wired.batch.get(wired.app.municipal_reports, b"sig-1") == {"area": "3512CD"}
 
 
