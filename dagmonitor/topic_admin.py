@@ -167,7 +167,43 @@ async def _reconcile(
         for topic, code, message in response.topic_errors:
             if code != 0:
                 raise TopicError(f"adding partitions to {topic} failed ({code}): {message}")
+    if alter or grow:
+        await _until_configured(admin, alter, {name: new.total_count for name, new in grow.items()})
     return changes
+
+
+async def _until_configured(
+    admin: AIOKafkaAdminClient,
+    altered: list[ConfigResource],
+    partitions: dict[str, int],
+    timeout: float = 30.0,
+) -> None:
+    """Return once the broker describes every altered topic with its new configs and every
+    grown one with its new partitions.
+
+    AlterConfigs answers once the change is in the metadata log; the broker applies it a moment
+    later, and a DescribeConfigs in between still shows the old values (seen here: a
+    ``retention.ms`` read back unchanged right after ``apply`` said it was updated). ``apply``
+    returns when what it reports is what the broker shows.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    wanted = {resource.name: dict(resource.configs or {}) for resource in altered}
+    while wanted:
+        current = await _describe_configs(admin, list(wanted))
+        for name, configs in list(wanted.items()):
+            have = current.get(name, {})
+            if all(have.get(key) == value for key, value in configs.items()):
+                wanted.pop(name)
+        if not wanted:
+            break
+        if asyncio.get_running_loop().time() > deadline:
+            raise TopicError(
+                f"altered configs not in effect after {timeout:.0f} s: {sorted(wanted)}"
+            )
+        await asyncio.sleep(0.1)
+    if partitions:
+        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+        await _until_visible(admin, partitions, timeout=remaining or 1.0)
 
 
 async def _describe_configs(
